@@ -1,0 +1,31 @@
+# brainalign: compare deep networks with brains.
+# Entry point: `snakemake --cores N` (demo config by default), `--profile profiles/slurm` on a cluster.
+# Stages live in workflow/rules/*.smk; numerical code in workflow/brainalign (the library).
+
+from snakemake.utils import min_version, validate
+
+min_version("8.20")
+
+
+report: "workflow/report/workflow.rst"
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/stimuli.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/brain.smk"
+include: "workflow/rules/linking.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

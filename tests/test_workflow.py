@@ -1,0 +1,120 @@
+"""Workflow tests: lint, dry-runs of every config, start-up errors, and the full demo run."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def _copy_workflow(dest: Path) -> Path:
+    for name in ("Snakefile", "workflow", "config", "envs", "profiles"):
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def _run(args, cwd, timeout=600):
+    return subprocess.run(SNAKEMAKE + args, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return _copy_workflow(tmp_path_factory.mktemp("wf"))
+
+
+def test_lint_is_clean(workdir):
+    res = _run(["--lint"], workdir)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_dry_run_demo(workdir):
+    res = _run(["-n", "--cores", "2"], workdir)
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = res.stdout + res.stderr
+    for rule in ("demo_data", "extract_features", "nsd_brain", "score_conwell", "plot_model_comparison"):
+        assert rule in out
+
+
+def _fake_nsd(root: Path):
+    """A tiny real-format NSD dataset (subjects 1, 2, 5, 7) for dry-running the paper config."""
+    import numpy as np
+
+    from brainalign.io.nsd import write_synthetic_nsd
+
+    rng = np.random.default_rng(0)
+    ids = np.sort(rng.choice(73000, 12, replace=False))
+    responses = {s: {roi: rng.standard_normal((3, 12, 6)).astype("float32") + 1
+                     for roi in ("EVC", "OTC")} for s in (1, 2, 5, 7)}
+    write_synthetic_nsd(root, image_ids=ids, responses=responses, seed=0)
+
+
+def test_dry_run_paper_configs(workdir, tmp_path):
+    nsd_root = tmp_path / "nsd"
+    _fake_nsd(nsd_root)
+    table = pd.read_csv(workdir / "config" / "models.csv")
+    for path in sorted((workdir / "config" / "papers").glob("*.yaml")):
+        cfg = yaml.safe_load(path.read_text())
+        cfg["nsd"]["root"] = str(nsd_root)
+        cfg["models"]["checkpoint_dir"] = str(tmp_path / "ckpt")
+        for name in cfg["models"]["use"]:  # empty placeholder checkpoints: the dry run only checks presence
+            ckpt = table.loc[table["model"] == name, "checkpoint"].dropna()
+            for c in ckpt:
+                (tmp_path / "ckpt" / c).parent.mkdir(parents=True, exist_ok=True)
+                (tmp_path / "ckpt" / c).touch()
+        test_cfg = tmp_path / path.name
+        test_cfg.write_text(yaml.safe_dump(cfg))
+        res = _run(["-n", "--cores", "2", "--configfile", str(test_cfg)], workdir)
+        assert res.returncode == 0, path.name + res.stdout + res.stderr
+        assert "demo_data" not in res.stdout
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("models={'use': ['no_such_net']}", "no_such_net"),
+        ("extraction={'batch_sise': 3}", "batch_sise"),
+        ("demo={'enabled': False}", "nsd_expdesign.mat"),
+    ],
+)
+def test_bad_config_fails_at_start(workdir, override, message):
+    res = _run(["-n", "--cores", "1", "--config", override], workdir)
+    assert res.returncode != 0
+    assert message in res.stdout + res.stderr
+
+
+@pytest.mark.slow
+def test_demo_recovers_planted_answer(tmp_path):
+    wd = _copy_workflow(tmp_path)
+    res = _run(["--cores", "2"], wd, timeout=1500)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-5000:]
+    selected = pd.read_csv(wd / "results/conwell2024/tables/selected_layers.csv")
+    truth = yaml.safe_load((wd / "resources/demo/nsd/truth.json").read_text())
+    gt = selected[selected["model"] == "gtnet"]
+    for metric in ("crsa", "versa"):
+        for roi, planted in truth["planted_layers"].items():
+            picked = gt[(gt["metric"] == metric) & (gt["roi"] == roi)]["selected_layer"]
+            assert len(picked) == len(truth["subjects"])
+            assert (picked == planted).all(), (metric, roi, picked.tolist())
+    versa = selected[selected["metric"] == "versa"].groupby(["model", "roi"])["score"].mean()
+    for roi in truth["planted_layers"]:
+        others = [m for m in versa.xs(roi, level="roi").index if m != "gtnet"]
+        assert len(others) >= 2
+        for m in others:
+            assert versa[("gtnet", roi)] > versa[(m, roi)], (roi, m, versa.to_dict())
+    for name in ("model_comparison.png", "layer_profiles_gtnet.png", "layer_profiles_alexnet_random.png"):
+        assert (wd / "results/conwell2024/figures" / name).stat().st_size > 10_000
+    report = _run(["--report", "report.html"], wd, timeout=300)
+    assert report.returncode == 0, report.stdout + report.stderr
+    assert (wd / "report.html").stat().st_size > 10_000
+    # nothing half-written is left behind
+    assert not list((wd / "results").rglob("*.tmp*"))

@@ -1,0 +1,101 @@
+"""The workflow's own artifacts: brain-response files and tidy tables.
+
+Feature files are written and read by :mod:`brainalign.models.extraction`; this
+module holds the other two artifact kinds (ARCHITECTURE.md "Data flow"):
+
+``brain/{dataset}/{subject}.h5``::
+
+    attrs: dataset, subject
+    /stimulus_ids           (n,) utf-8 strings — the order every array below follows
+    /rois/<roi>/responses   (n, n_voxels) float32, averaged over repetitions
+    /rois/<roi>/voxel_ijk   (n_voxels, 3) int (optional)
+    /rois/<roi> attrs       ceiling, reliability, n_reps, ceiling_method
+
+Tables are written atomically (parquet or csv chosen by the suffix).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from brainalign.utils import InputError, atomic_path
+
+__all__ = ["write_brain", "read_brain", "write_table", "read_table", "as_str_ids"]
+
+_STR = h5py.string_dtype("utf-8")
+
+
+def as_str_ids(ids) -> np.ndarray:
+    """Stimulus ids as an array of python strings (the artifacts' common id type)."""
+    return np.asarray([i.decode() if isinstance(i, bytes) else str(i) for i in np.asarray(ids).ravel()],
+                      dtype=object)
+
+
+def write_brain(path, *, dataset: str, subject: str, stimulus_ids, rois: dict[str, dict]) -> None:
+    """Write one subject's ROI responses.
+
+    ``rois`` maps roi -> dict with ``responses`` (n, v) and optional ``voxel_ijk``,
+    ``ceiling``, ``reliability``, ``n_reps``, ``ceiling_method``.
+    """
+    ids = as_str_ids(stimulus_ids)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["dataset"] = dataset
+        f.attrs["subject"] = str(subject)
+        f.create_dataset("stimulus_ids", data=ids, dtype=_STR)
+        for roi, d in rois.items():
+            resp = np.asarray(d["responses"], dtype=np.float32)
+            if resp.shape[0] != len(ids):
+                raise InputError(f"ROI {roi}: {resp.shape[0]} response rows but {len(ids)} stimulus ids.")
+            g = f.create_group(f"rois/{roi}")
+            g.create_dataset("responses", data=resp)
+            if d.get("voxel_ijk") is not None:
+                g.create_dataset("voxel_ijk", data=np.asarray(d["voxel_ijk"]))
+            for key in ("ceiling", "reliability", "n_reps", "ceiling_method"):
+                if d.get(key) is not None:
+                    g.attrs[key] = d[key]
+
+
+def read_brain(path, rois=None) -> dict:
+    """Read a brain artifact: dict(dataset, subject, stimulus_ids, rois={roi: {...}})."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"Brain artifact {path} does not exist.")
+    out = {"rois": {}}
+    with h5py.File(path, "r") as f:
+        out["dataset"] = f.attrs["dataset"]
+        out["subject"] = f.attrs["subject"]
+        out["stimulus_ids"] = as_str_ids(f["stimulus_ids"][()])
+        available = list(f["rois"].keys())
+        for roi in available if rois is None else rois:
+            if roi not in available:
+                raise InputError(f"{path}: no ROI {roi!r}; it has {available}.")
+            g = f["rois"][roi]
+            d = {"responses": g["responses"][()]}
+            if "voxel_ijk" in g:
+                d["voxel_ijk"] = g["voxel_ijk"][()]
+            d.update({k: g.attrs[k] for k in g.attrs})
+            out["rois"][roi] = d
+    return out
+
+
+def write_table(df: pd.DataFrame, path) -> None:
+    """Write a tidy table atomically; parquet for ``.parquet``, tsv for ``.tsv``, csv otherwise."""
+    suffix = Path(path).suffix
+    with atomic_path(path) as tmp:
+        if suffix == ".parquet":
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False, sep="\t" if suffix == ".tsv" else ",")
+
+
+def read_table(path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"Table {path} does not exist.")
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",")

@@ -1,0 +1,255 @@
+"""Model-to-brain linking: classical RSA (cRSA), voxel-encoding RSA (veRSA), encoding r.
+
+Conwell et al. (2024), SPEC section 1:
+
+- the stimuli are split into train and test halves (their code: even indices train,
+  odd indices test);
+- **cRSA**: Pearson RSM of a layer vs Pearson RSM of the ROI; score = Pearson r between
+  the upper triangles;
+- **veRSA**: per voxel, ridge regression from the layer's sparse-random-projection
+  features on the train images, alpha chosen per voxel by exact leave-one-out CV
+  (scored by Pearson r); the predicted responses give a predicted RSM that is compared
+  with the ROI's RSM — on train with the leave-one-out predictions, on test with the
+  predictions of the fitted model;
+- the layer is selected on train and its test score is reported;
+- voxel-wise encoding r (LOO on train, predicted vs observed on test) is a by-product.
+
+All brain targets that share the stimulus set are fitted in ONE ridge problem per
+layer (all subjects' and ROIs' voxels as targets), so the eigendecomposition of the
+layer's kernel is shared by every voxel of every subject.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from brainalign.encoding import RidgeGCV, pearson_columns
+from brainalign.rdm import compare_rdms, compute_rdm, pearson_rdm_from_projection
+from brainalign.utils import InputError, check_finite, check_option
+
+__all__ = [
+    "ALPHA_GRIDS",
+    "BrainTarget",
+    "LayerFeatures",
+    "alpha_grid",
+    "split_train_test",
+    "crsa",
+    "versa",
+    "score_layers",
+    "select_layers",
+]
+
+#: The two alpha grids of SPEC section 1: the paper text's and the published code's.
+ALPHA_GRIDS = {
+    "paper": np.logspace(1, 7, 7),
+    "code": np.logspace(-1, 5, 7),
+}
+
+SPLIT_SCHEMES = ("even_odd", "first_half")
+
+
+def alpha_grid(spec) -> np.ndarray:
+    """Resolve the ``alphas`` config value: a grid name ("paper", "code") or a list of floats."""
+    if isinstance(spec, str):
+        check_option("alphas", spec, ALPHA_GRIDS)
+        return ALPHA_GRIDS[spec].copy()
+    alphas = np.asarray(spec, dtype=np.float64)
+    if alphas.ndim != 1 or alphas.size == 0 or np.any(alphas <= 0):
+        raise InputError(f"config key 'alphas': expected a grid name or a list of positive floats, got {spec!r}.")
+    return alphas
+
+
+def split_train_test(n: int, scheme: str = "even_odd") -> tuple[np.ndarray, np.ndarray]:
+    """Train/test stimulus indices. ``even_odd`` (Conwell's code): even train, odd test."""
+    check_option("split", scheme, SPLIT_SCHEMES)
+    idx = np.arange(n)
+    if scheme == "even_odd":
+        return idx[0::2], idx[1::2]
+    half = n // 2
+    return idx[:half], idx[half:]
+
+
+@dataclass
+class BrainTarget:
+    """Responses of one ROI of one subject, in the shared stimulus order."""
+
+    subject: str
+    roi: str
+    responses: np.ndarray  # (n_stimuli, n_voxels)
+    ceiling: float = np.nan  # noise ceiling of the test RSM (correlation units)
+    rdm_train: np.ndarray = field(init=False, repr=False)
+    rdm_test: np.ndarray = field(init=False, repr=False)
+
+
+@dataclass
+class LayerFeatures:
+    """One layer of a feature artifact (see :mod:`brainalign.models.extraction`)."""
+
+    name: str
+    depth: float
+    index: int
+    n_units: int
+    srp: np.ndarray  # (n_stimuli, k)
+    row_mean: np.ndarray  # (n_stimuli,)
+    ones_proj: np.ndarray  # (k,)
+    raw: np.ndarray | None = None  # (n_stimuli, n_units) when the layer is small
+
+    def pearson_rdm(self, idx: np.ndarray) -> np.ndarray:
+        """The layer's Pearson RDM over the stimuli ``idx`` (exact when raw is kept)."""
+        if self.raw is not None:
+            return compute_rdm(self.raw[idx], "pearson")
+        return pearson_rdm_from_projection(self.srp[idx], self.row_mean[idx], self.ones_proj)
+
+
+def _prepare_targets(targets: list[BrainTarget], train, test) -> None:
+    for t in targets:
+        check_finite(t.responses, f"responses of subject {t.subject}, ROI {t.roi}")
+        t.rdm_train = compute_rdm(t.responses[train], "pearson")
+        t.rdm_test = compute_rdm(t.responses[test], "pearson")
+
+
+def crsa(layer: LayerFeatures, target: BrainTarget, train, test, compare: str = "pearson"):
+    """cRSA train and test scores of one layer for one target."""
+    return (
+        compare_rdms(target.rdm_train, layer.pearson_rdm(train), compare),
+        compare_rdms(target.rdm_test, layer.pearson_rdm(test), compare),
+    )
+
+
+def _standardize(X, train):
+    mu = X[train].mean(axis=0)
+    sd = X[train].std(axis=0)
+    sd[sd == 0] = 1.0
+    return (X - mu) / sd
+
+
+def versa(
+    features: np.ndarray,
+    targets: list[BrainTarget],
+    train,
+    test,
+    *,
+    alphas=ALPHA_GRIDS["paper"],
+    scoring: str = "pearson",
+    compare: str = "pearson",
+    standardize: bool = False,
+    n_targets_batch: int | None = None,
+) -> list[dict]:
+    """veRSA and voxel-wise encoding scores of one layer for several targets at once.
+
+    Returns one dict per target with keys ``versa_train``, ``versa_test``,
+    ``encoding_train`` (mean LOO r over voxels), ``encoding_test`` (mean test r),
+    ``voxel_r_test`` (per-voxel test r) and ``alpha_median``.
+    """
+    X = np.asarray(features)
+    if standardize:
+        X = _standardize(X, train)
+    Y = np.concatenate([t.responses for t in targets], axis=1)
+    model = RidgeGCV(alphas, scoring=scoring, alpha_per_target=True, fit_intercept=True,
+                     n_targets_batch=n_targets_batch)
+    model.fit(X[train], Y[train])
+    loo = np.asarray(model.loo_predictions_)
+    pred_test = np.asarray(model.predict(X[test]))
+    alpha = np.atleast_1d(model.alpha_)
+    out = []
+    start = 0
+    for t in targets:
+        cols = slice(start, start + t.responses.shape[1])
+        start = cols.stop
+        voxel_r_train = pearson_columns(loo[:, cols], t.responses[train])
+        voxel_r_test = pearson_columns(pred_test[:, cols], t.responses[test])
+        out.append({
+            "versa_train": compare_rdms(t.rdm_train, compute_rdm(loo[:, cols], "pearson"), compare),
+            "versa_test": compare_rdms(t.rdm_test, compute_rdm(pred_test[:, cols], "pearson"), compare),
+            "encoding_train": float(np.nanmean(voxel_r_train)),
+            "encoding_test": float(np.nanmean(voxel_r_test)),
+            "voxel_r_test": voxel_r_test.astype(np.float32),
+            "alpha_median": float(np.median(alpha[cols])),
+        })
+    return out
+
+
+def score_layers(
+    model_name: str,
+    layers: Iterable[LayerFeatures],
+    targets: list[BrainTarget],
+    *,
+    split: str = "even_odd",
+    alphas=ALPHA_GRIDS["paper"],
+    scoring: str = "pearson",
+    compare: str = "pearson",
+    standardize: bool = False,
+    n_targets_batch: int | None = None,
+    metrics=("crsa", "versa"),
+    progress=None,
+) -> tuple[pd.DataFrame, dict[tuple[str, str], dict[str, np.ndarray]]]:
+    """Score every layer against every target.
+
+    Returns a tidy DataFrame (columns model, layer, layer_index, depth, n_units,
+    subject, roi, metric, split, score, alpha_median) and, per (subject, roi), a dict
+    layer -> per-voxel test encoding r.
+    """
+    if not targets:
+        raise InputError("No brain targets to score against.")
+    n = targets[0].responses.shape[0]
+    for t in targets:
+        if t.responses.shape[0] != n:
+            raise InputError(
+                f"Subject {t.subject}, ROI {t.roi} has {t.responses.shape[0]} stimuli, expected {n}."
+            )
+    for m in metrics:
+        check_option("metrics", m, ("crsa", "versa"))
+    train, test = split_train_test(n, split)
+    _prepare_targets(targets, train, test)
+    rows = []
+    voxel_r: dict[tuple[str, str], dict[str, np.ndarray]] = {(t.subject, t.roi): {} for t in targets}
+    for layer in layers:
+        if layer.srp.shape[0] != n:
+            raise InputError(f"Layer {layer.name} has {layer.srp.shape[0]} stimuli, expected {n}.")
+        base = {"model": model_name, "layer": layer.name, "layer_index": layer.index,
+                "depth": layer.depth, "n_units": layer.n_units}
+        if "crsa" in metrics:
+            for t in targets:
+                tr, te = crsa(layer, t, train, test, compare)
+                for sp, sc in (("train", tr), ("test", te)):
+                    rows.append({**base, "subject": t.subject, "roi": t.roi, "metric": "crsa",
+                                 "split": sp, "score": sc, "alpha_median": np.nan})
+        if "versa" in metrics:
+            results = versa(layer.srp, targets, train, test, alphas=alphas, scoring=scoring,
+                            compare=compare, standardize=standardize, n_targets_batch=n_targets_batch)
+            for t, res in zip(targets, results, strict=True):
+                for metric, key in (("versa", "versa"), ("encoding_r", "encoding")):
+                    for sp in ("train", "test"):
+                        rows.append({**base, "subject": t.subject, "roi": t.roi, "metric": metric,
+                                     "split": sp, "score": res[f"{key}_{sp}"],
+                                     "alpha_median": res["alpha_median"]})
+                voxel_r[(t.subject, t.roi)][layer.name] = res["voxel_r_test"]
+        if progress is not None:
+            progress.update(1)
+    return pd.DataFrame(rows), voxel_r
+
+
+def select_layers(scores: pd.DataFrame, ceilings: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Select the best layer on train per (model, subject, roi, metric); report its test score.
+
+    ``ceilings`` (columns subject, roi, ceiling) adds the noise ceiling and the
+    explainable variance explained, score^2 / ceiling^2.
+    """
+    keys = ["model", "subject", "roi", "metric"]
+    train = scores[scores["split"] == "train"]
+    test = scores[scores["split"] == "test"].set_index(keys + ["layer"])["score"]
+    # idxmax ignores NaN; the first layer wins ties, deterministically
+    best = train.loc[train.groupby(keys, sort=True)["score"].idxmax()]
+    out = best[keys + ["layer", "layer_index", "depth"]].rename(columns={"layer": "selected_layer"})
+    out["train_score"] = best["score"].to_numpy()
+    out["score"] = [test.get(tuple(k) + (layer,), np.nan)
+                    for k, layer in zip(best[keys].itertuples(index=False), best["layer"], strict=True)]
+    out = out.reset_index(drop=True)
+    if ceilings is not None:
+        out = out.merge(ceilings[["subject", "roi", "ceiling"]], on=["subject", "roi"], how="left")
+        out["explainable_variance"] = out["score"] ** 2 / out["ceiling"] ** 2
+    return out

@@ -1,0 +1,23 @@
+# Brain responses: NSD betas -> per-subject ROI responses (+ noise ceilings).
+
+
+rule nsd_brain:
+    input:
+        design=NSD_DESIGN,
+    output:
+        brain=brain_h5(),
+    params:
+        nsd=cfg("nsd"),
+        split=cfg("conwell2024", "split"),
+    log:
+        log("nsd_brain", "subj{subject}.log"),
+    benchmark:
+        bench("nsd_brain", "subj{subject}.tsv")
+    conda:
+        "../../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    script:
+        "../scripts/nsd_brain.py"

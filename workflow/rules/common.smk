@@ -1,0 +1,89 @@
+# Shared helpers: config lookup, path helpers and the start-up checks.
+# Functions only (no rules), so that every stage file stays declarative.
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+
+from brainalign.models.registry import check_models, read_model_table  # noqa: E402
+from brainalign.checks import check_nsd_root  # noqa: E402
+
+PAPER = "conwell2024"
+STIMSET = "nsd_shared"
+RESULTS = "results"
+
+
+wildcard_constraints:
+    model=r"[A-Za-z0-9_.\-]+",
+    subject=r"\d\d",
+    stimset=r"[A-Za-z0-9_\-]+",
+
+
+def cfg(*keys):
+    """Config value at a key path, e.g. cfg("nsd", "root"); the schema supplies defaults."""
+    node = config
+    for i, key in enumerate(keys):
+        if not isinstance(node, dict) or key not in node:
+            raise KeyError(f"config key {'.'.join(keys[: i + 1])!r} is missing")
+        node = node[key]
+    return node
+
+
+NSD_ROOT = Path(cfg("nsd", "root"))
+NSD_DESIGN = str(NSD_ROOT / "nsddata" / "experiments" / "nsd" / "nsd_expdesign.mat")
+SUBJECTS = [f"{s:02d}" for s in cfg("nsd", "subjects")]
+MODELS = list(cfg("models", "use"))
+
+# --- start-up checks: fail before any job runs, naming the config key -------------------
+MODEL_TABLE = read_model_table(cfg("models", "table"))
+check_models(MODEL_TABLE, MODELS, checkpoint_dir=cfg("models", "checkpoint_dir"))
+check_nsd_root(NSD_ROOT, demo=cfg("demo", "enabled"), subjects=cfg("nsd", "subjects"))
+if cfg("demo", "enabled"):
+    missing = set(cfg("nsd", "subjects")) - set(cfg("demo", "subjects"))
+    if missing:
+        raise ValueError(
+            f"config key nsd.subjects lists {sorted(missing)}, which demo.subjects does not generate."
+        )
+
+
+def results(*parts):
+    """Path under results/."""
+    return str(Path(RESULTS, *parts))
+
+
+def log(*parts):
+    return results("logs", *parts)
+
+
+def bench(*parts):
+    return results("benchmarks", *parts)
+
+
+def features_h5(stimset="{stimset}", model="{model}"):
+    return results("features", stimset, f"{model}.h5")
+
+
+def brain_h5(subject="{subject}"):
+    return results("brain", "nsd", f"subj{subject}.h5")
+
+
+def scores_parquet(model="{model}"):
+    return results(PAPER, "scores", f"{model}.parquet")
+
+
+def demo_truth():
+    return str(NSD_ROOT / "truth.json") if cfg("demo", "enabled") else []
+
+
+def extraction_resources():
+    return 1 if str(cfg("extraction", "device")).startswith("cuda") else 0
+
+
+def all_outputs():
+    outs = [
+        results(PAPER, "tables", "selected_layers.csv"),
+        results(PAPER, "figures", "model_comparison.png"),
+    ]
+    outs += [results(PAPER, "figures", f"layer_profiles_{m}.png") for m in MODELS]
+    return outs

@@ -1,0 +1,23 @@
+# The embedded demo: synthetic NSD-format data with a planted answer (brainalign.demo).
+
+
+if cfg("demo", "enabled"):
+
+    rule demo_data:
+        output:
+            design=NSD_DESIGN,
+            truth=str(NSD_ROOT / "truth.json"),
+        params:
+            root=str(NSD_ROOT),
+            demo=cfg("demo"),
+            seed=cfg("seed"),
+        log:
+            log("demo_data.log"),
+        conda:
+            "../../envs/torch.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        script:
+            "../scripts/demo_data.py"

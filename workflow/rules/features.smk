@@ -1,0 +1,28 @@
+# Streamed feature extraction: every layer projected batch by batch (sparse random projection).
+
+
+rule extract_features:
+    input:
+        stimuli=results("stimuli", "{stimset}.tsv"),
+        design=NSD_DESIGN,
+        models=cfg("models", "table"),
+    output:
+        features=features_h5(),
+    params:
+        nsd_root=str(NSD_ROOT),
+        extraction=cfg("extraction"),
+        checkpoint_dir=cfg("models", "checkpoint_dir"),
+        seed=cfg("seed"),
+    log:
+        log("extract_features", "{stimset}", "{model}.log"),
+    benchmark:
+        bench("extract_features", "{stimset}", "{model}.tsv")
+    conda:
+        "../../envs/torch.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+        gpu=extraction_resources(),
+    script:
+        "../scripts/extract_features.py"

@@ -1,0 +1,21 @@
+"""Rule demo_data: write the synthetic NSD-format demo dataset (brainalign.demo.write_demo)."""
+
+from _bootstrap import rule_log
+
+from brainalign.demo import write_demo
+
+with rule_log(snakemake):  # noqa: F821 (injected by Snakemake)
+    demo = snakemake.params.demo  # noqa: F821
+    truth = write_demo(
+        snakemake.params.root,  # noqa: F821
+        n_images=demo["n_images"],
+        n_categories=demo["n_categories"],
+        subjects=demo["subjects"],
+        n_reps=demo["n_reps"],
+        n_voxels=demo["n_voxels"],
+        noise_sd=demo["noise_sd"],
+        planted_layers=demo["planted_layers"],
+        seed=snakemake.params.seed,  # noqa: F821
+    )
+    print(f"demo written: {len(truth['image_ids'])} images, subjects {truth['subjects']}, "
+          f"planted {truth['planted_layers']}")

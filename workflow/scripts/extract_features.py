@@ -1,0 +1,22 @@
+"""Rule extract_features: streamed SRP features of one model on one stimulus set."""
+
+from _bootstrap import rule_log
+
+from brainalign.models.extraction import extract_features
+from brainalign.models.registry import load_model, read_model_table
+from brainalign.stimuli import load_stimulus_set
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+with rule_log(sm):
+    opts = sm.params.extraction
+    ids, images = load_stimulus_set(sm.input.stimuli, nsd_root=sm.params.nsd_root)
+    table = read_model_table(sm.input.models)
+    model, transform = load_model(sm.wildcards.model, table, seed=sm.params.seed,
+                                  checkpoint_dir=sm.params.checkpoint_dir, device=opts["device"])
+    kept = extract_features(
+        model, transform, images, ids, sm.output.features,
+        layers=opts["layers"], batch_size=opts["batch_size"], n_components=opts["n_components"],
+        eps=opts["eps"], srp_seed=sm.params.seed, srp_backend=opts["srp_backend"],
+        raw_max_units=opts["raw_max_units"], device=opts["device"], model_name=sm.wildcards.model,
+    )
+    print(f"{sm.wildcards.model}: {len(kept)} layers kept")

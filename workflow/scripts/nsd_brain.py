@@ -1,0 +1,30 @@
+"""Rule nsd_brain: one NSD subject's ROI responses (shared images) and noise ceilings."""
+
+from _bootstrap import rule_log
+
+from brainalign.artifacts import write_brain
+from brainalign.io.nsd import load_nsd_subject
+from brainalign.linking import split_train_test
+from brainalign.noise_ceiling import split_half_ceiling
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+with rule_log(sm):
+    nsd = sm.params.nsd
+    data = load_nsd_subject(
+        nsd["root"], int(sm.wildcards.subject), rois=tuple(nsd["rois"]),
+        ncsnr_threshold=nsd["ncsnr_threshold"], otc_streams=tuple(nsd["otc_streams"]),
+        floc_rois=tuple(nsd["floc_rois"]), floc_t_threshold=nsd["floc_t_threshold"],
+        zscore_sessions=nsd["zscore_sessions"], n_reps=nsd["n_reps"],
+    )
+    _, test = split_train_test(len(data.image_ids), sm.params.split)
+    rois = {}
+    for roi in nsd["rois"]:
+        # the ceiling of the test-image RSM: the RSM every reported score is computed on
+        nc = split_half_ceiling(data.repetitions[roi][:, test])
+        rois[roi] = {"responses": data.responses[roi], "voxel_ijk": data.voxel_ijk[roi],
+                     "ceiling": nc["ceiling"], "reliability": nc["reliability"],
+                     "n_reps": nc["n_reps"], "ceiling_method": "split-half, Spearman-Brown"}
+        print(f"subj{sm.wildcards.subject} {roi}: {data.responses[roi].shape[1]} voxels, "
+              f"noise ceiling r = {nc['ceiling']:.3f}")
+    write_brain(sm.output.brain, dataset="nsd", subject=sm.wildcards.subject,
+                stimulus_ids=data.image_ids, rois=rois)
