@@ -8,7 +8,6 @@ if cfg("demo", "enabled"):
             design=NSD_DESIGN,
             truth=str(NSD_ROOT / "truth.json"),
         params:
-            root=str(NSD_ROOT),
             demo=cfg("demo"),
             seed=cfg("seed"),
         log:

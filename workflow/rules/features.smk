@@ -9,7 +9,6 @@ rule extract_features:
     output:
         features=features_h5(),
     params:
-        nsd_root=str(NSD_ROOT),
         extraction=cfg("extraction"),
         checkpoint_dir=cfg("models", "checkpoint_dir"),
         seed=cfg("seed"),

@@ -6,8 +6,6 @@ rule stimulus_table:
         design=NSD_DESIGN,
     output:
         table=results("stimuli", f"{STIMSET}.tsv"),
-    params:
-        nsd_root=str(NSD_ROOT),
     log:
         log("stimulus_table.log"),
     conda:

@@ -3,11 +3,12 @@
 from _bootstrap import rule_log
 
 from brainalign.demo import write_demo
+from brainalign.io.nsd import nsd_root_from_design
 
 with rule_log(snakemake):  # noqa: F821 (injected by Snakemake)
     demo = snakemake.params.demo  # noqa: F821
     truth = write_demo(
-        snakemake.params.root,  # noqa: F821
+        nsd_root_from_design(snakemake.output.design),  # noqa: F821
         n_images=demo["n_images"],
         n_categories=demo["n_categories"],
         subjects=demo["subjects"],

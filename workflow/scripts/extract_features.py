@@ -2,6 +2,7 @@
 
 from _bootstrap import rule_log
 
+from brainalign.io.nsd import nsd_root_from_design
 from brainalign.models.extraction import extract_features
 from brainalign.models.registry import load_model, read_model_table
 from brainalign.stimuli import load_stimulus_set
@@ -9,7 +10,7 @@ from brainalign.stimuli import load_stimulus_set
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with rule_log(sm):
     opts = sm.params.extraction
-    ids, images = load_stimulus_set(sm.input.stimuli, nsd_root=sm.params.nsd_root)
+    ids, images = load_stimulus_set(sm.input.stimuli, nsd_root=nsd_root_from_design(sm.input.design))
     table = read_model_table(sm.input.models)
     model, transform = load_model(sm.wildcards.model, table, seed=sm.params.seed,
                                   checkpoint_dir=sm.params.checkpoint_dir, device=opts["device"])

@@ -3,7 +3,7 @@
 from _bootstrap import rule_log
 
 from brainalign.artifacts import write_brain
-from brainalign.io.nsd import load_nsd_subject
+from brainalign.io.nsd import load_nsd_subject, nsd_root_from_design
 from brainalign.linking import split_train_test
 from brainalign.noise_ceiling import split_half_ceiling
 
@@ -11,7 +11,7 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 with rule_log(sm):
     nsd = sm.params.nsd
     data = load_nsd_subject(
-        nsd["root"], int(sm.wildcards.subject), rois=tuple(nsd["rois"]),
+        nsd_root_from_design(sm.input.design), int(sm.wildcards.subject), rois=tuple(nsd["rois"]),
         ncsnr_threshold=nsd["ncsnr_threshold"], otc_streams=tuple(nsd["otc_streams"]),
         floc_rois=tuple(nsd["floc_rois"]), floc_t_threshold=nsd["floc_t_threshold"],
         zscore_sessions=nsd["zscore_sessions"], n_reps=nsd["n_reps"],

@@ -4,9 +4,9 @@ import pandas as pd
 from _bootstrap import rule_log
 
 from brainalign.artifacts import write_table
-from brainalign.io.nsd import shared_image_ids
+from brainalign.io.nsd import nsd_root_from_design, shared_image_ids
 
 with rule_log(snakemake):  # noqa: F821 (injected by Snakemake)
-    ids = shared_image_ids(snakemake.params.nsd_root)  # noqa: F821
+    ids = shared_image_ids(nsd_root_from_design(snakemake.input.design))  # noqa: F821
     write_table(pd.DataFrame({"stimulus_id": ids, "source": "nsd"}), snakemake.output.table)  # noqa: F821
     print(f"{len(ids)} stimuli")

@@ -53,6 +53,7 @@ __all__ = [
     "write_synthetic_nsd",
     "nsd_paths",
     "shared_image_ids",
+    "nsd_root_from_design",
 ]
 
 #: Integer labels of the NSD ROI volumes (func1pt8mm/roi/<file>.nii.gz); -1 = outside brain,
@@ -149,6 +150,14 @@ def nsd_paths(nsd_root, subject: int) -> dict[str, Path]:
     for domain in ("faces", "bodies", "places", "words"):
         paths[f"tval/{domain}"] = func / f"floc_{domain}tval.nii.gz"
     return paths
+
+
+def nsd_root_from_design(design_path) -> Path:
+    """The NSD root of a ``nsddata/experiments/nsd/nsd_expdesign.mat`` path (rules pass the file)."""
+    design_path = Path(design_path)
+    if design_path.parts[-4:-1] != ("nsddata", "experiments", "nsd"):
+        raise InputError(f"{design_path} is not at nsddata/experiments/nsd/ under an NSD root.")
+    return design_path.parents[3]
 
 
 def shared_image_ids(nsd_root, subject: int = 1) -> np.ndarray:

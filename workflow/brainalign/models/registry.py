@@ -1,0 +1,407 @@
+"""The model table (``config/models.csv``): validation, checks and loading.
+
+One row per model::
+
+    model,source,architecture,arch_class,task,training_data,trained,checkpoint,n_params,top1
+
+- ``source``: ``timm``, ``torchvision`` or ``brainalign`` (networks defined in this package).
+- ``architecture``: the constructor name. A trained model names its weights with a
+  tag, as timm does: ``resnet50.a1_in1k`` (timm pretrained tag) or
+  ``resnet50.IMAGENET1K_V1`` (torchvision weights enum member); the tag chooses
+  the evaluation transform. Untrained rows give the bare name (``resnet18``).
+- ``arch_class``: ``CNN`` or ``transformer``. ``trained``: ``true`` / ``false``.
+- ``checkpoint``: a local weights file (``.pth``/``.pt``/``.bin``/``.safetensors``), required
+  for and only for trained models. Nothing is ever downloaded: users place the files,
+  and relative paths are resolved against ``checkpoint_dir`` (the working directory
+  when it is None).
+- ``n_params`` (int) and ``top1`` (ImageNet top-1, %) may be empty.
+
+Transforms (SPEC section 1): each model's own evaluation transform (resize, centre
+crop, to tensor, normalise). Untrained models skip the normalisation (resize, crop,
+to-tensor only), and so does ``gtnet`` (64 px, to tensor).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ..utils import InputError
+
+__all__ = [
+    "SOURCES",
+    "ARCH_CLASSES",
+    "MODEL_TABLE_COLUMNS",
+    "BRAINALIGN_MODELS",
+    "read_model_table",
+    "check_models",
+    "resolve_checkpoint",
+    "load_model",
+]
+
+SOURCES = ("timm", "torchvision", "brainalign")
+ARCH_CLASSES = ("CNN", "transformer")
+MODEL_TABLE_COLUMNS = (
+    "model",
+    "source",
+    "architecture",
+    "arch_class",
+    "task",
+    "training_data",
+    "trained",
+    "checkpoint",
+    "n_params",
+    "top1",
+)
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+
+
+def _gtnet_entry():
+    from torchvision import transforms
+
+    from .gtnet import GTNET_INPUT_SIZE, gtnet
+
+    def transform_factory():
+        return transforms.Compose(
+            [
+                transforms.Resize(GTNET_INPUT_SIZE),
+                transforms.CenterCrop(GTNET_INPUT_SIZE),
+                transforms.ToTensor(),
+            ]
+        )
+
+    # gtnet's weights are fixed by GTNET_SEED: they *are* the demo's ground truth.
+    return gtnet, transform_factory
+
+
+#: Networks defined in brainalign: name -> function returning (constructor, transform factory).
+BRAINALIGN_MODELS: dict[str, Callable] = {"gtnet": _gtnet_entry}
+
+
+# --------------------------------------------------------------------------- table
+
+
+def read_model_table(path) -> pd.DataFrame:
+    """Read and validate a model table; every problem is reported in one :class:`InputError`.
+
+    Returns a DataFrame with one row per model, in file order: ``trained`` as bool,
+    ``checkpoint`` as str ('' for none), ``n_params`` as nullable Int64, ``top1`` float.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(
+            f"Model table {str(path)!r} not found; expected a CSV with columns "
+            f"{', '.join(MODEL_TABLE_COLUMNS)}."
+        )
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except Exception as err:  # pandas raises several parser error types
+        raise InputError(f"Model table {str(path)!r} could not be parsed as CSV: {err}") from err
+    table.columns = [c.strip() for c in table.columns]
+    missing = [c for c in MODEL_TABLE_COLUMNS if c not in table.columns]
+    if missing:
+        raise InputError(
+            f"Model table {str(path)!r} lacks column(s) {missing}; expected columns "
+            f"{', '.join(MODEL_TABLE_COLUMNS)}."
+        )
+    table = table.apply(lambda col: col.str.strip())
+
+    problems = []
+
+    def bad(i, column, message):
+        # i is the 0-based data row; the CSV line is i + 2 (header is line 1).
+        name = table.at[i, "model"] or "?"
+        problems.append(f"line {i + 2} (model {name!r}), column {column!r}: {message}")
+
+    seen: dict[str, int] = {}
+    trained = []
+    for i in range(len(table)):
+        row = table.loc[i]
+        if not row["model"]:
+            bad(i, "model", "empty model name")
+        elif row["model"] in seen:
+            bad(i, "model", f"duplicate name (first on line {seen[row['model']] + 2})")
+        else:
+            seen[row["model"]] = i
+        if row["source"] not in SOURCES:
+            bad(i, "source", f"got {row['source']!r}, expected one of {', '.join(SOURCES)}")
+        if not row["architecture"]:
+            bad(i, "architecture", "empty architecture")
+        if row["arch_class"] not in ARCH_CLASSES:
+            bad(
+                i,
+                "arch_class",
+                f"got {row['arch_class']!r}, expected one of {', '.join(ARCH_CLASSES)}",
+            )
+        flag = row["trained"].lower()
+        if flag in _TRUE:
+            is_trained = True
+        elif flag in _FALSE:
+            is_trained = False
+        else:
+            bad(i, "trained", f"got {row['trained']!r}, expected true or false")
+            is_trained = False
+        trained.append(is_trained)
+        if is_trained and not row["checkpoint"]:
+            bad(i, "checkpoint", "a trained model needs a local checkpoint file path")
+        if flag in _FALSE and row["checkpoint"]:
+            bad(
+                i,
+                "checkpoint",
+                f"an untrained model must have no checkpoint, got {row['checkpoint']!r}",
+            )
+        if row["n_params"]:
+            try:
+                int(row["n_params"])
+            except ValueError:
+                bad(i, "n_params", f"got {row['n_params']!r}, expected an integer or empty")
+        if row["top1"]:
+            try:
+                float(row["top1"])
+            except ValueError:
+                bad(i, "top1", f"got {row['top1']!r}, expected a number or empty")
+    if problems:
+        raise InputError(f"Model table {str(path)!r} is invalid:\n  " + "\n  ".join(problems))
+
+    table["trained"] = pd.Series(trained, dtype=bool, index=table.index)
+    table["n_params"] = pd.array([int(v) if v else None for v in table["n_params"]], dtype="Int64")
+    table["top1"] = pd.to_numeric(table["top1"].replace("", None), errors="coerce").astype(float)
+    table.attrs["path"] = str(path)
+    return table[
+        list(MODEL_TABLE_COLUMNS) + [c for c in table.columns if c not in MODEL_TABLE_COLUMNS]
+    ]
+
+
+def _as_table(table) -> pd.DataFrame:
+    if isinstance(table, pd.DataFrame):
+        return table
+    return read_model_table(table)
+
+
+def resolve_checkpoint(checkpoint: str, checkpoint_dir=None) -> Path:
+    """Absolute path of a checkpoint entry (relative entries are under ``checkpoint_dir``)."""
+    path = Path(os.path.expanduser(checkpoint))
+    if not path.is_absolute():
+        path = Path(checkpoint_dir if checkpoint_dir is not None else ".") / path
+    return path.absolute()
+
+
+def _split_tag(architecture: str) -> tuple[str, str | None]:
+    base, _, tag = architecture.partition(".")
+    return base, (tag or None)
+
+
+def _architecture_problem(source: str, architecture: str) -> str | None:
+    """Why ``architecture`` is not buildable by ``source`` (None if it is)."""
+    if source == "brainalign":
+        if architecture not in BRAINALIGN_MODELS:
+            known = ", ".join(BRAINALIGN_MODELS)
+            return f"brainalign has no network {architecture!r} (known: {known})"
+    elif source == "timm":
+        import timm
+
+        if not timm.is_model(architecture):
+            close = difflib.get_close_matches(architecture, timm.list_models(pretrained=True), n=3)
+            hint = f" (close: {', '.join(close)})" if close else ""
+            return f"timm has no model {architecture!r}{hint}"
+        base, tag = _split_tag(architecture)
+        if tag is not None and not timm.list_pretrained(architecture):
+            tags = [t.partition(".")[2] for t in timm.list_pretrained(base + ".*")]
+            return f"timm model {base!r} has no pretrained tag {tag!r} (known: {', '.join(tags)})"
+    elif source == "torchvision":
+        import torchvision
+
+        base, tag = _split_tag(architecture)
+        names = torchvision.models.list_models()
+        if base not in names:
+            close = difflib.get_close_matches(base, names, n=3)
+            hint = f" (close: {', '.join(close)})" if close else ""
+            return f"torchvision has no model {base!r}{hint}"
+        if tag is not None:
+            enum = torchvision.models.get_model_weights(base)
+            if tag not in enum.__members__:
+                return (
+                    f"torchvision model {base!r} has no weights {tag!r} "
+                    f"(known: {', '.join(enum.__members__)})"
+                )
+    return None
+
+
+def check_models(table, names, checkpoint_dir=None) -> pd.DataFrame:
+    """Check that every model in ``names`` can be loaded; raise one :class:`InputError` if not.
+
+    Reports, together: unknown model names (with close matches), architectures
+    their library does not know, and trained models whose checkpoint file is
+    missing (with the path looked at). Returns the table rows of ``names``.
+    """
+    table = _as_table(table)
+    if isinstance(names, str):
+        names = [names]
+    where = table.attrs.get("path", "the model table")
+    known = list(table["model"])
+    problems = []
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            problems.append(f"unknown model {name!r}{hint}")
+            continue
+        row = table.loc[table["model"] == name].iloc[0]
+        why = _architecture_problem(row["source"], row["architecture"])
+        if why:
+            problems.append(f"model {name!r}: {why}")
+        if row["trained"]:
+            path = resolve_checkpoint(row["checkpoint"], checkpoint_dir)
+            if not path.is_file():
+                problems.append(
+                    f"model {name!r}: checkpoint file not found: {path} (download the weights "
+                    "yourself and place them there; brainalign never downloads)"
+                )
+    if problems:
+        raise InputError(
+            f"Cannot load {len(problems)} model(s) listed in {where}:\n  "
+            + "\n  ".join(problems)
+            + f"\nKnown models: {', '.join(known)}."
+        )
+    return table.loc[table["model"].isin(list(names))]
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_model(name: str, table, *, seed: int = 0, checkpoint_dir=None, device="cpu"):
+    """Build model ``name`` of ``table`` (DataFrame or CSV path) -> ``(model.eval(), transform)``.
+
+    ``transform`` maps a PIL RGB image to a ``(3, H, W)`` float tensor. Untrained
+    timm/torchvision models are initialised under ``torch.manual_seed(seed)``
+    (the global RNG state is restored afterwards); brainalign networks have fixed
+    weights (``gtnet``: ``GTNET_SEED``) and ignore ``seed``. Trained models load
+    their local checkpoint; nothing is downloaded.
+    """
+    table = _as_table(table)
+    check_models(table, [name], checkpoint_dir)
+    row = table.loc[table["model"] == name].iloc[0]
+    checkpoint = resolve_checkpoint(row["checkpoint"], checkpoint_dir) if row["trained"] else None
+    loader = _LOADERS[row["source"]]
+    model, transform = loader(row["architecture"], checkpoint=checkpoint, seed=int(seed))
+    return model.to(device).eval(), transform
+
+
+def _load_brainalign(architecture, *, checkpoint, seed):
+    constructor, transform_factory = BRAINALIGN_MODELS[architecture]()
+    model = constructor()
+    if checkpoint is not None:
+        model.load_state_dict(_read_state_dict(checkpoint))
+    return model, transform_factory()
+
+
+def _load_timm(architecture, *, checkpoint, seed):
+    import timm
+    from timm.data import create_transform, resolve_data_config
+
+    if checkpoint is not None:
+        try:
+            model = timm.create_model(
+                architecture, pretrained=True, pretrained_cfg_overlay=dict(file=str(checkpoint))
+            )
+        except (RuntimeError, KeyError, ValueError) as err:
+            raise InputError(
+                f"Checkpoint {str(checkpoint)!r} does not fit timm model {architecture!r}: {err}"
+            ) from err
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = timm.create_model(architecture, pretrained=False)
+    transform = create_transform(**resolve_data_config(model=model))
+    if checkpoint is None:
+        transform = _without_normalize(transform)
+    return model, transform
+
+
+def _load_torchvision(architecture, *, checkpoint, seed):
+    import torchvision
+
+    base, tag = _split_tag(architecture)
+    if checkpoint is not None:
+        model = torchvision.models.get_model(base, weights=None)
+        state = _read_state_dict(checkpoint)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as err:
+            raise InputError(
+                f"Checkpoint {str(checkpoint)!r} does not fit torchvision model {base!r}: {err}"
+            ) from err
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = torchvision.models.get_model(base, weights=None)
+    enum = torchvision.models.get_model_weights(base)
+    weights = enum[tag] if tag is not None else enum.DEFAULT
+    preset = weights.transforms()  # resize, crop, to tensor, normalise; no download
+    if checkpoint is not None:
+        return model, preset
+    return model, _unnormalised_preset(preset)
+
+
+_LOADERS = {"timm": _load_timm, "torchvision": _load_torchvision, "brainalign": _load_brainalign}
+
+
+def _without_normalize(transform):
+    """Drop ``Normalize`` steps from a torchvision ``Compose``."""
+    from torchvision import transforms
+
+    steps = [t for t in transform.transforms if not isinstance(t, transforms.Normalize)]
+    return transforms.Compose(steps)
+
+
+def _unnormalised_preset(preset):
+    """A torchvision ``ImageClassification`` preset without its normalisation step."""
+    from torchvision import transforms
+
+    return transforms.Compose(
+        [
+            transforms.Resize(
+                preset.resize_size, interpolation=preset.interpolation, antialias=preset.antialias
+            ),
+            transforms.CenterCrop(preset.crop_size),
+            transforms.PILToTensor(),
+            transforms.ConvertImageDtype(torch.float),
+        ]
+    )
+
+
+def _read_state_dict(path: Path) -> dict:
+    """A state dict from a .safetensors or torch file.
+
+    Unwraps ``{"state_dict": ...}`` / ``{"model": ...}`` and a ``module.`` prefix on every key.
+    """
+    path = Path(path)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path), device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # corrupt file, pickle with objects, ...
+        raise InputError(
+            f"Checkpoint {str(path)!r} could not be read as a state dict: {err}"
+        ) from err
+    if isinstance(state, dict):
+        for key in ("state_dict", "model"):
+            if key in state and isinstance(state[key], dict):
+                state = state[key]
+                break
+    if not isinstance(state, dict):
+        raise InputError(
+            f"Checkpoint {str(path)!r} holds a {type(state).__name__}, expected a state dict."
+        )
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    return state
