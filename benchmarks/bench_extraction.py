@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+
 from brainalign.models import (
     extract_features,
     feature_layers,
@@ -28,7 +30,6 @@ from brainalign.models import (
     read_feature_attrs,
     read_model_table,
 )
-from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 

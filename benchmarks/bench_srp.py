@@ -16,6 +16,7 @@ import time
 import warnings
 
 import numpy as np
+
 from brainalign.projection import StreamingSRP, jl_min_dim
 
 

@@ -6,6 +6,10 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+from torch import nn
+from torchvision import transforms
+
 from brainalign.models import (
     extract_features,
     feature_layers,
@@ -18,9 +22,6 @@ from brainalign.models import (
 )
 from brainalign.projection import StreamingSRP, jl_min_dim
 from brainalign.utils import InputError
-from PIL import Image
-from torch import nn
-from torchvision import transforms
 
 TO_TENSOR = transforms.ToTensor()
 

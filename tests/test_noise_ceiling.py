@@ -4,12 +4,13 @@ from itertools import combinations
 
 import numpy as np
 import pytest
-from brainalign.noise_ceiling import spearman_brown, split_half_ceiling
-from brainalign.utils import InputError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.distance import pdist
 from scipy.stats import pearsonr, spearmanr
+
+from brainalign.noise_ceiling import spearman_brown, split_half_ceiling
+from brainalign.utils import InputError
 
 
 def _signal_plus_noise(seed, *, n=40, p=120, k=3, sigma=1.0, n_factors=5):

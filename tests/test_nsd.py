@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.io
+from scipy.stats import zscore
+
 from brainalign.io import nsd
 from brainalign.io.nsd import NSD_N_IMAGES, load_nsd_subject, nsd_paths, write_synthetic_nsd
 from brainalign.utils import InputError
-from scipy.stats import zscore
 
 N_IMAGES, N_REPS = 24, 3
 SUBJECTS = {1: {"EVC": 9, "OTC": 16}, 5: {"EVC": 5, "OTC": 11}}

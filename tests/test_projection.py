@@ -7,10 +7,11 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from brainalign.projection import StreamingSRP, jl_min_dim, sparse_random_matrix, srp_density
-from brainalign.utils import InputError
 from scipy.spatial.distance import pdist
 from sklearn.random_projection import SparseRandomProjection, johnson_lindenstrauss_min_dim
+
+from brainalign.projection import StreamingSRP, jl_min_dim, sparse_random_matrix, srp_density
+from brainalign.utils import InputError
 
 
 def _sklearn_components(k, p, seed):

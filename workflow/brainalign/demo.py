@@ -121,7 +121,7 @@ def _evc_weights(shape, n_voxels, rng):
     return W
 
 
-def planted_responses(images, *, subjects=(1, 2), n_reps=3, n_voxels=None, noise_sd=1.0,
+def planted_responses(images, *, subjects=(1, 2), n_reps=3, n_voxels=None, noise_sd=1.5,
                       signal_psc=1.5, planted_layers=None, seed=0):
     """Synthetic responses in % signal change: dict subject -> roi -> (n_reps, n_images, n_voxels).
 
@@ -151,7 +151,7 @@ def planted_responses(images, *, subjects=(1, 2), n_reps=3, n_voxels=None, noise
 
 
 def write_demo(root, *, n_images=300, n_categories=6, subjects=(1, 2), n_reps=3, n_voxels=None,
-               noise_sd=1.0, planted_layers=None, seed=0) -> dict:
+               noise_sd=1.5, planted_layers=None, seed=0) -> dict:
     """Write the demo's NSD-format dataset under ``root``; returns the truth record.
 
     ``root/truth.json`` records the planted layers, the image ids and their categories.

@@ -14,6 +14,16 @@ Conwell et al. (2024), SPEC section 1:
 - the layer is selected on train and its test score is reported;
 - voxel-wise encoding r (LOO on train, predicted vs observed on test) is a by-product.
 
+A caveat of leave-one-out train predictions, measured on the demo: LOO predictions
+leak the held-out response with a negative sign (for a heavily regularised fit,
+``yhat_-i ~ mean - y_i / (n - 1)``), and a correlation RSM is blind to that sign, so a
+*useless* layer can earn a high train veRSA (untrained AlexNet's last layer: 0.79 on
+train, 0.29 on test) and be selected. ``train_predictions="kfold"`` builds the train
+RSM from K-fold cross-fitted predictions instead, which carry no such leak; ``"loo"``
+(default) is the paper's procedure. Layers whose features are constant over the
+train images (e.g. zero-initialised BatchNorm in untrained timm ResNets) get NaN
+scores and are never selected.
+
 All brain targets that share the stimulus set are fitted in ONE ridge problem per
 layer (all subjects' and ROIs' voxels as targets), so the eigendecomposition of the
 layer's kernel is shared by every voxel of every subject.
@@ -50,6 +60,7 @@ ALPHA_GRIDS = {
 }
 
 SPLIT_SCHEMES = ("even_odd", "first_half")
+TRAIN_PREDICTIONS = ("loo", "kfold")
 
 
 def alpha_grid(spec) -> np.ndarray:
@@ -59,7 +70,9 @@ def alpha_grid(spec) -> np.ndarray:
         return ALPHA_GRIDS[spec].copy()
     alphas = np.asarray(spec, dtype=np.float64)
     if alphas.ndim != 1 or alphas.size == 0 or np.any(alphas <= 0):
-        raise InputError(f"config key 'alphas': expected a grid name or a list of positive floats, got {spec!r}.")
+        raise InputError(
+            f"config key 'alphas': expected a grid name or a list of positive floats, got {spec!r}."
+        )
     return alphas
 
 
@@ -138,22 +151,40 @@ def versa(
     compare: str = "pearson",
     standardize: bool = False,
     n_targets_batch: int | None = None,
+    train_predictions: str = "loo",
+    n_folds: int = 5,
 ) -> list[dict]:
     """veRSA and voxel-wise encoding scores of one layer for several targets at once.
 
+    ``train_predictions`` chooses the train-image predictions that make the train RSM
+    (and the train encoding r): ``"loo"`` the exact leave-one-out predictions of the
+    fit (paper), ``"kfold"`` predictions cross-fitted over ``n_folds`` interleaved folds
+    of the train images (each fold predicted by a RidgeGCV fit on the others).
+
     Returns one dict per target with keys ``versa_train``, ``versa_test``,
-    ``encoding_train`` (mean LOO r over voxels), ``encoding_test`` (mean test r),
+    ``encoding_train`` (mean train r over voxels), ``encoding_test`` (mean test r),
     ``voxel_r_test`` (per-voxel test r) and ``alpha_median``.
     """
+    check_option("train_predictions", train_predictions, TRAIN_PREDICTIONS)
     X = np.asarray(features)
     if standardize:
         X = _standardize(X, train)
     Y = np.concatenate([t.responses for t in targets], axis=1)
-    model = RidgeGCV(alphas, scoring=scoring, alpha_per_target=True, fit_intercept=True,
-                     n_targets_batch=n_targets_batch)
-    model.fit(X[train], Y[train])
-    loo = np.asarray(model.loo_predictions_)
+
+    def ridge():
+        return RidgeGCV(alphas, scoring=scoring, alpha_per_target=True, fit_intercept=True,
+                        n_targets_batch=n_targets_batch)
+
+    model = ridge().fit(X[train], Y[train])
     pred_test = np.asarray(model.predict(X[test]))
+    if train_predictions == "loo":
+        loo = np.asarray(model.loo_predictions_)
+    else:
+        loo = np.empty((len(train), Y.shape[1]), dtype=pred_test.dtype)
+        fold = np.arange(len(train)) % n_folds
+        for k in range(n_folds):
+            held = fold == k
+            loo[held] = ridge().fit(X[train[~held]], Y[train[~held]]).predict(X[train[held]])
     alpha = np.atleast_1d(model.alpha_)
     out = []
     start = 0
@@ -185,6 +216,8 @@ def score_layers(
     standardize: bool = False,
     n_targets_batch: int | None = None,
     metrics=("crsa", "versa"),
+    train_predictions: str = "loo",
+    n_folds: int = 5,
     progress=None,
 ) -> tuple[pd.DataFrame, dict[tuple[str, str], dict[str, np.ndarray]]]:
     """Score every layer against every target.
@@ -201,8 +234,10 @@ def score_layers(
             raise InputError(
                 f"Subject {t.subject}, ROI {t.roi} has {t.responses.shape[0]} stimuli, expected {n}."
             )
+    metrics = tuple(metrics)
     for m in metrics:
         check_option("metrics", m, ("crsa", "versa"))
+    check_option("train_predictions", train_predictions, TRAIN_PREDICTIONS)
     train, test = split_train_test(n, split)
     _prepare_targets(targets, train, test)
     rows = []
@@ -212,6 +247,19 @@ def score_layers(
             raise InputError(f"Layer {layer.name} has {layer.srp.shape[0]} stimuli, expected {n}.")
         base = {"model": model_name, "layer": layer.name, "layer_index": layer.index,
                 "depth": layer.depth, "n_units": layer.n_units}
+        if np.ptp(layer.srp[train], axis=0).max() == 0:
+            # constant features (e.g. zero-initialised BatchNorm): nothing to score
+            for t in targets:
+                for metric in metrics + (("encoding_r",) if "versa" in metrics else ()):
+                    for sp in ("train", "test"):
+                        rows.append({**base, "subject": t.subject, "roi": t.roi, "metric": metric,
+                                     "split": sp, "score": np.nan, "alpha_median": np.nan})
+                if "versa" in metrics:
+                    voxel_r[(t.subject, t.roi)][layer.name] = np.full(t.responses.shape[1], np.nan,
+                                                                      dtype=np.float32)
+            if progress is not None:
+                progress.update(1)
+            continue
         if "crsa" in metrics:
             for t in targets:
                 tr, te = crsa(layer, t, train, test, compare)
@@ -220,7 +268,8 @@ def score_layers(
                                  "split": sp, "score": sc, "alpha_median": np.nan})
         if "versa" in metrics:
             results = versa(layer.srp, targets, train, test, alphas=alphas, scoring=scoring,
-                            compare=compare, standardize=standardize, n_targets_batch=n_targets_batch)
+                            compare=compare, standardize=standardize, n_targets_batch=n_targets_batch,
+                            train_predictions=train_predictions, n_folds=n_folds)
             for t, res in zip(targets, results, strict=True):
                 for metric, key in (("versa", "versa"), ("encoding_r", "encoding")):
                     for sp in ("train", "test"):

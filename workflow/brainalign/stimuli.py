@@ -90,7 +90,9 @@ def load_stimulus_set(table_path, nsd_root=None):
 
     table = pd.read_csv(table_path, sep="\t", dtype={"stimulus_id": str, "source": str})
     if list(table.columns[:2]) != ["stimulus_id", "source"]:
-        raise InputError(f"{table_path}: expected columns 'stimulus_id' and 'source', got {list(table.columns)}.")
+        raise InputError(
+            f"{table_path}: expected columns 'stimulus_id' and 'source', got {list(table.columns)}."
+        )
     ids = table["stimulus_id"].to_numpy()
     if (table["source"] == "nsd").all():
         if nsd_root is None:

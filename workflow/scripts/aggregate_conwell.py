@@ -1,13 +1,13 @@
 """Rule aggregate_conwell: all models' layer scores, the selected layers and the noise ceilings."""
 
 import pandas as pd
-from _bootstrap import rule_log
 
+from _bootstrap import rule_log
 from brainalign.artifacts import read_brain, read_table, write_table
 from brainalign.linking import select_layers
 from brainalign.models.registry import read_model_table
 
-sm = snakemake  # noqa: F821 (injected by Snakemake)
+sm = snakemake
 with rule_log(sm):
     layers = pd.concat([read_table(p) for p in sm.input.scores], ignore_index=True)
     ceilings = []

@@ -1,13 +1,12 @@
 """Rule extract_features: streamed SRP features of one model on one stimulus set."""
 
 from _bootstrap import rule_log
-
 from brainalign.io.nsd import nsd_root_from_design
 from brainalign.models.extraction import extract_features
 from brainalign.models.registry import load_model, read_model_table
 from brainalign.stimuli import load_stimulus_set
 
-sm = snakemake  # noqa: F821 (injected by Snakemake)
+sm = snakemake
 with rule_log(sm):
     opts = sm.params.extraction
     ids, images = load_stimulus_set(sm.input.stimuli, nsd_root=nsd_root_from_design(sm.input.design))

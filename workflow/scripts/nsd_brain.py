@@ -1,13 +1,12 @@
 """Rule nsd_brain: one NSD subject's ROI responses (shared images) and noise ceilings."""
 
 from _bootstrap import rule_log
-
 from brainalign.artifacts import write_brain
 from brainalign.io.nsd import load_nsd_subject, nsd_root_from_design
 from brainalign.linking import split_train_test
 from brainalign.noise_ceiling import split_half_ceiling
 
-sm = snakemake  # noqa: F821 (injected by Snakemake)
+sm = snakemake
 with rule_log(sm):
     nsd = sm.params.nsd
     data = load_nsd_subject(

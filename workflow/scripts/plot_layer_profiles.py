@@ -3,11 +3,10 @@
 import json
 
 from _bootstrap import rule_log
-
 from brainalign.artifacts import read_table
 from brainalign.plots import plot_layer_profiles, save_figure
 
-sm = snakemake  # noqa: F821 (injected by Snakemake)
+sm = snakemake
 with rule_log(sm):
     planted = None
     if sm.input.truth:

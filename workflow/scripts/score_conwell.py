@@ -1,15 +1,15 @@
 """Rule score_conwell: cRSA, veRSA and encoding r of every layer of one model, all subjects."""
 
 import h5py
-from _bootstrap import rule_log
 from tqdm import tqdm
 
+from _bootstrap import rule_log
 from brainalign.artifacts import read_brain, write_table
 from brainalign.linking import BrainTarget, LayerFeatures, alpha_grid, score_layers
 from brainalign.models.extraction import feature_layers, read_feature_ids, read_layer
 from brainalign.utils import atomic_path, check_ids_match
 
-sm = snakemake  # noqa: F821 (injected by Snakemake)
+sm = snakemake
 with rule_log(sm):
     opts = sm.params.linking
     feature_ids = read_feature_ids(sm.input.features)
@@ -34,7 +34,8 @@ with rule_log(sm):
             sm.wildcards.model, layers(), targets, split=opts["split"],
             alphas=alpha_grid(opts["alphas"]), scoring=opts["scoring"], compare=opts["compare"],
             standardize=opts["standardize_features"], n_targets_batch=opts["n_targets_batch"],
-            metrics=tuple(opts["metrics"]), progress=bar,
+            metrics=tuple(opts["metrics"]), train_predictions=opts["train_predictions"],
+            n_folds=opts["n_folds"], progress=bar,
         )
     write_table(scores, sm.output.scores)
     with atomic_path(sm.output.voxel_r) as tmp, h5py.File(tmp, "w") as f:
