@@ -15,10 +15,10 @@ from brainalign.models import (
     feature_layers,
     gtnet,
     list_layers,
+    match_layers,
     read_feature_attrs,
     read_feature_ids,
     read_layer,
-    select_layers,
 )
 from brainalign.projection import StreamingSRP, jl_min_dim
 from brainalign.utils import InputError
@@ -250,8 +250,8 @@ def test_layer_that_diverges_later_is_kept_with_all_rows(tmp_path):
 def test_layer_selection_list_and_regex(tmp_path):
     model = SmallNet()
     images = _images(4)
-    assert select_layers(model, "re:^(conv|fc)$") == ["conv", "fc"]
-    assert select_layers(model, ["fc", "conv"]) == ["conv", "fc"]
+    assert match_layers(model, "re:^(conv|fc)$") == ["conv", "fc"]
+    assert match_layers(model, ["fc", "conv"]) == ["conv", "fc"]
     assert "unused" in list_layers(model)
     kept = extract_features(
         model,
@@ -266,9 +266,9 @@ def test_layer_selection_list_and_regex(tmp_path):
     assert kept == ["conv", "fc"]
     assert [d for _, d, _ in feature_layers(tmp_path / "sel.h5")] == [0.0, 1.0]
     with pytest.raises(InputError, match=r"unknown layer\(s\) 'cnv' \(did you mean 'conv'"):
-        select_layers(model, ["cnv"])
+        match_layers(model, ["cnv"])
     with pytest.raises(InputError, match="matches no leaf module"):
-        select_layers(model, "re:^nothing$")
+        match_layers(model, "re:^nothing$")
     with pytest.warns(UserWarning, match=r"\['unused'\] of model 'small' never ran"):
         kept = extract_features(
             model,

@@ -6,9 +6,6 @@ rule nsd_brain:
         design=NSD_DESIGN,
     output:
         brain=brain_h5(),
-    params:
-        nsd=cfg("nsd"),
-        split=cfg("conwell2024", "split"),
     log:
         log("nsd_brain", "subj{subject}.log"),
     benchmark:
@@ -19,5 +16,8 @@ rule nsd_brain:
     resources:
         mem_mb=8000,
         runtime=60,
+    params:
+        nsd=cfg("nsd"),
+        split=cfg("conwell2024", "split"),
     script:
         "../scripts/nsd_brain.py"

@@ -7,9 +7,6 @@ if cfg("demo", "enabled"):
         output:
             design=NSD_DESIGN,
             truth=str(NSD_ROOT / "truth.json"),
-        params:
-            demo=cfg("demo"),
-            seed=cfg("seed"),
         log:
             log("demo_data.log"),
         conda:
@@ -18,5 +15,8 @@ if cfg("demo", "enabled"):
         resources:
             mem_mb=2000,
             runtime=10,
+        params:
+            demo=cfg("demo"),
+            seed=cfg("seed"),
         script:
             "../scripts/demo_data.py"

@@ -8,10 +8,6 @@ rule extract_features:
         models=cfg("models", "table"),
     output:
         features=features_h5(),
-    params:
-        extraction=cfg("extraction"),
-        checkpoint_dir=cfg("models", "checkpoint_dir"),
-        seed=cfg("seed"),
     log:
         log("extract_features", "{stimset}", "{model}.log"),
     benchmark:
@@ -23,5 +19,9 @@ rule extract_features:
         mem_mb=8000,
         runtime=120,
         gpu=extraction_resources(),
+    params:
+        extraction=cfg("extraction"),
+        checkpoint_dir=cfg("models", "checkpoint_dir"),
+        seed=cfg("seed"),
     script:
         "../scripts/extract_features.py"

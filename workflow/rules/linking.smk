@@ -8,8 +8,6 @@ rule score_conwell:
     output:
         scores=scores_parquet(),
         voxel_r=results(PAPER, "scores", "{model}_voxel_r.h5"),
-    params:
-        linking=cfg("conwell2024"),
     log:
         log(PAPER, "score", "{model}.log"),
     benchmark:
@@ -20,6 +18,8 @@ rule score_conwell:
     resources:
         mem_mb=8000,
         runtime=120,
+    params:
+        linking=cfg("conwell2024"),
     script:
         "../scripts/score_conwell.py"
 

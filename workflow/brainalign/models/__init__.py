@@ -14,10 +14,10 @@ from .extraction import (
     extract_features,
     feature_layers,
     list_layers,
+    match_layers,
     read_feature_attrs,
     read_feature_ids,
     read_layer,
-    select_layers,
 )
 from .gtnet import GTNET_INPUT_SIZE, GTNET_SEED, GroundTruthNet, gtnet
 from .registry import check_models, load_model, read_model_table, resolve_checkpoint
@@ -29,7 +29,7 @@ __all__ = [
     "resolve_checkpoint",
     "extract_features",
     "list_layers",
-    "select_layers",
+    "match_layers",
     "read_feature_ids",
     "read_feature_attrs",
     "feature_layers",

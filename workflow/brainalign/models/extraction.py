@@ -66,7 +66,7 @@ from ..utils import InputError, atomic_path, check_option
 __all__ = [
     "extract_features",
     "list_layers",
-    "select_layers",
+    "match_layers",
     "read_feature_ids",
     "read_feature_attrs",
     "feature_layers",
@@ -88,7 +88,7 @@ def list_layers(model: torch.nn.Module) -> list[str]:
     ]
 
 
-def select_layers(model: torch.nn.Module, layers="all") -> list[str]:
+def match_layers(model: torch.nn.Module, layers="all") -> list[str]:
     """Resolve a layer selection: ``"all"``, a list of leaf names or ``"re:<regex>"`` (re.search).
 
     Returns the selected leaf names in ``named_modules()`` order.
@@ -183,7 +183,7 @@ def extract_features(
     out_path : path
         The HDF5 file to write (schema in the module docstring).
     layers : "all", list of str, or "re:<regex>"
-        Leaf modules to record (see :func:`select_layers`).
+        Leaf modules to record (see :func:`match_layers`).
     batch_size : int
         Images per forward pass.
     n_components : "auto" or int
@@ -238,7 +238,7 @@ def extract_features(
             f"got {n_components!r}."
         )
 
-    wanted = set(select_layers(model, layers))
+    wanted = set(match_layers(model, layers))
     srp = StreamingSRP(k, density="auto", seed=int(srp_seed), backend=srp_backend)
     model.to(device).eval()
 
