@@ -128,7 +128,9 @@ def plot_model_comparison(selected: pd.DataFrame, ceilings: pd.DataFrame, metric
                                                          lambda v, c=c: np.sign(v) * np.sqrt(np.abs(v)) * c))
             sec.set_ylabel("explainable variance explained", fontsize=8)
     axes[0, 0].set_ylabel("score of selected layer (test, Pearson r)")
-    axes[0, 0].legend(fontsize=8, frameon=False, loc="upper right")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, frameon=False, loc="upper center",
+               bbox_to_anchor=(0.5, 0.0), ncol=len(labels))
     sns.despine(fig=fig, right=False)
     fig.suptitle("Model comparison (layer selected on train images, scored on test images)", fontsize=9)
     fig.tight_layout()

@@ -18,7 +18,8 @@ One row per model::
 
 Transforms (SPEC section 1): each model's own evaluation transform (resize, centre
 crop, to tensor, normalise). Untrained models skip the normalisation (resize, crop,
-to-tensor only), and so does ``gtnet`` (64 px, to tensor).
+to-tensor only), and so does ``gtnet`` (64 px, to tensor). ``cornet_s`` (CORnet-S, trained
+or not): resize 256, centre crop 224, to tensor, ImageNet normalisation when trained.
 """
 
 from __future__ import annotations
@@ -80,8 +81,15 @@ def _gtnet_entry():
     return gtnet, transform_factory
 
 
+def _cornet_s_entry():
+    from .cornet import cornet_s, cornet_s_transform
+
+    # Normalising transform; _load_brainalign drops the normalisation for untrained weights.
+    return cornet_s, cornet_s_transform
+
+
 #: Networks defined in brainalign: name -> function returning (constructor, transform factory).
-BRAINALIGN_MODELS: dict[str, Callable] = {"gtnet": _gtnet_entry}
+BRAINALIGN_MODELS: dict[str, Callable] = {"gtnet": _gtnet_entry, "cornet_s": _cornet_s_entry}
 
 
 # --------------------------------------------------------------------------- table
@@ -280,9 +288,9 @@ def load_model(name: str, table, *, seed: int = 0, checkpoint_dir=None, device="
 
     ``transform`` maps a PIL RGB image to a ``(3, H, W)`` float tensor. Untrained
     timm/torchvision models are initialised under ``torch.manual_seed(seed)``
-    (the global RNG state is restored afterwards); brainalign networks have fixed
-    weights (``gtnet``: ``GTNET_SEED``) and ignore ``seed``. Trained models load
-    their local checkpoint; nothing is downloaded.
+    (the global RNG state is restored afterwards), and so are untrained brainalign
+    networks (``cornet_s``) except ``gtnet``, whose weights are fixed by ``GTNET_SEED``.
+    Trained models load their local checkpoint; nothing is downloaded.
     """
     table = _as_table(table)
     check_models(table, [name], checkpoint_dir)
@@ -295,10 +303,19 @@ def load_model(name: str, table, *, seed: int = 0, checkpoint_dir=None, device="
 
 def _load_brainalign(architecture, *, checkpoint, seed):
     constructor, transform_factory = BRAINALIGN_MODELS[architecture]()
-    model = constructor()
-    if checkpoint is not None:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = constructor()
+    transform = transform_factory()
+    if checkpoint is None:
+        return model, _without_normalize(transform)
+    try:
         model.load_state_dict(_read_state_dict(checkpoint))
-    return model, transform_factory()
+    except RuntimeError as err:
+        raise InputError(
+            f"Checkpoint {str(checkpoint)!r} does not fit brainalign network {architecture!r}: {err}"
+        ) from err
+    return model, transform
 
 
 def _load_timm(architecture, *, checkpoint, seed):
