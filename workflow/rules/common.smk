@@ -6,7 +6,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
-from brainalign.models.registry import check_models, read_model_table  # noqa: E402
+from brainalign.models.registry import (  # noqa: E402
+    check_models,
+    read_model_table,
+    split_available,
+)
 from brainalign.checks import check_nsd_root  # noqa: E402
 
 PAPER = "conwell2024"
@@ -33,10 +37,19 @@ def cfg(*keys):
 NSD_ROOT = Path(cfg("nsd", "root"))
 NSD_DESIGN = str(NSD_ROOT / "nsddata" / "experiments" / "nsd" / "nsd_expdesign.mat")
 SUBJECTS = [f"{s:02d}" for s in cfg("nsd", "subjects")]
-MODELS = list(cfg("models", "use"))
-
 # --- start-up checks: fail before any job runs, naming the config key -------------------
 MODEL_TABLE = read_model_table(cfg("models", "table"))
+MODELS = list(cfg("models", "use"))
+if cfg("models", "skip_missing_checkpoints"):
+    MODELS, _missing = split_available(
+        MODEL_TABLE, MODELS, checkpoint_dir=cfg("models", "checkpoint_dir")
+    )
+    for _name, _path in _missing.items():
+        print(f"brainalign: skipping model {_name}: checkpoint {_path} not found", file=sys.stderr)
+    if not MODELS:
+        raise ValueError(
+            "config key models.use: every listed model was skipped for a missing checkpoint."
+        )
 check_models(MODEL_TABLE, MODELS, checkpoint_dir=cfg("models", "checkpoint_dir"))
 check_nsd_root(NSD_ROOT, demo=cfg("demo", "enabled"), subjects=cfg("nsd", "subjects"))
 if cfg("demo", "enabled"):

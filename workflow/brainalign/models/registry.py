@@ -41,6 +41,7 @@ __all__ = [
     "BRAINALIGN_MODELS",
     "read_model_table",
     "check_models",
+    "split_available",
     "resolve_checkpoint",
     "load_model",
 ]
@@ -278,6 +279,26 @@ def check_models(table, names, checkpoint_dir=None) -> pd.DataFrame:
             + f"\nKnown models: {', '.join(known)}."
         )
     return table.loc[table["model"].isin(list(names))]
+
+
+def split_available(table, names, checkpoint_dir=None) -> tuple[list[str], dict[str, Path]]:
+    """Split ``names`` into models that can be loaded now and trained models whose
+    checkpoint file is missing (name -> path looked at), keeping the given order.
+
+    Surveys use this to skip absent checkpoints with a message instead of failing;
+    unknown names are left in the first list so that :func:`check_models` reports them.
+    """
+    table = _as_table(table)
+    rows = table.set_index("model")
+    available, missing = [], {}
+    for name in names:
+        if name in rows.index and rows.at[name, "trained"]:
+            path = resolve_checkpoint(rows.at[name, "checkpoint"], checkpoint_dir)
+            if not path.is_file():
+                missing[name] = path
+                continue
+        available.append(name)
+    return available, missing
 
 
 # --------------------------------------------------------------------------- loading
