@@ -45,6 +45,16 @@ def test_dry_run_demo(workdir):
         assert rule in out
 
 
+def test_dry_run_survey_demo(workdir):
+    res = _run(["-n", "--cores", "2", "--configfile", "config/survey-demo.yaml"], workdir)
+    assert res.returncode == 0, res.stdout + res.stderr
+    cfg = yaml.safe_load((workdir / "config" / "survey-demo.yaml").read_text())
+    table = pd.read_csv(workdir / "config" / "models.csv").set_index("model")
+    untrained = table.loc[[m for m in cfg["models"]["use"] if m != "gtnet"]]
+    assert len(untrained) >= 20 and not untrained["trained"].any()
+    assert set(untrained["arch_class"]) == {"CNN", "transformer"}
+
+
 def _fake_nsd(root: Path):
     """A tiny real-format NSD dataset (subjects 1, 2, 5, 7) for dry-running the paper config."""
     import numpy as np
