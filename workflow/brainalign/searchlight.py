@@ -28,8 +28,10 @@ Engine
     unit norm, forms all the batch's Gram matrices with one stacked ``matmul`` and takes
     their upper triangles (scipy ``pdist`` order). Spearman RDMs rank within each sphere
     first; Spearman comparisons rank each RDM with one ``np.sort`` of packed keys (average
-    ranks through :func:`scipy.stats.rankdata` only for rows with ties). Memory is bounded by
-    ``batch_size``: one batch holds ``batch_size * n_conditions**2`` float64 Gram entries.
+    ranks through :func:`scipy.stats.rankdata` only for rows with ties). BLAS runs on one
+    thread per batch (the matrices are small). Memory: the mask's patterns once
+    (n_mask_voxels x n_conditions float64), plus per batch ``batch_size * n_conditions *
+    (n_sphere_max + n_conditions)`` float64 values.
 
 Results equal an explicit per-centre loop over :func:`scipy.spatial.distance.pdist`
 and rsatoolbox's ``get_volume_searchlight`` + ``get_searchlight_RDMs`` to ~1e-15 (tests).
@@ -417,8 +419,11 @@ def iter_searchlight_rdms(
             f"volumes have grid {data.shape[1:]} but the spheres were built on {tuple(spheres.shape)}."
         )
     check_finite_in_mask(data, spheres.voxels, "searchlight volumes")
-    table = _pattern_table(data, spheres)
-    n_cond = data.shape[0]
+    return _iter_rdms(_pattern_table(data, spheres), spheres, metric, batch_size)
+
+
+def _iter_rdms(table, spheres, metric, batch_size):
+    n_cond = table.shape[1]
     upper_i, upper_j = np.triu_indices(n_cond, k=1)
     upper_flat = upper_i * n_cond + upper_j
     for start in range(0, spheres.n_centres, batch_size):
