@@ -1,37 +1,36 @@
 """Batched exact two-class classifiers on stacks of tiny Gram matrices.
 
 The engine behind :func:`brainalign.decoding.pairwise_decoding_rdm`. Every problem is one
-pair of conditions at one time point: ``m`` training pseudo-trials per class and one test
-pseudo-trial per class. Problems arrive as the Gram matrix of their ``2L = 2(m + 1)``
-pseudo-trials, ordered ``[A_0 .. A_{m-1}, A_test, B_0 .. B_{m-1}, B_test]``, with the
-batch axis *last* -- ``K12`` has shape ``(2L, 2L, B)`` -- so that every elementwise
-operation runs over ``B`` contiguous numbers. Each classifier returns the decision values
-of the two test pseudo-trials, shape ``(2, B)``; ``f > 0`` means class A (the first
-condition of the pair). Class A is LibSVM's first label, so a tie (``f == 0``) is class B,
-as in scikit-learn's ``SVC``.
+pair of conditions (A, B) at one time point: ``m`` training pseudo-trials per class and
+one test pseudo-trial per class. Problems arrive as inner products with the batch axis
+*last* (each elementwise operation then runs over ``B`` contiguous numbers), laid out as
+:func:`svm_layout` (SVM) or :func:`k12_layout` (LDA, correlation) say. Each classifier
+returns the decision values of the two test pseudo-trials, shape ``(2, B)``; ``f > 0``
+means class A. A is LibSVM's first label, so a tie (``f == 0``) is class B, as in
+scikit-learn's ``SVC``.
 
 - :func:`svm_decision` solves the soft-margin dual of LibSVM's C-SVC::
 
       min_a  1/2 a'Qa - 1'a   s.t.  y'a = 0,  0 <= a_i <= C,   Q_ij = y_i y_j K_ij
 
-  exactly, with a primal-dual active-set method (Hintermueller, Ito & Kunisch 2003):
-  guess the free set F and the sets at the bounds, solve the equality-constrained KKT
-  system on F (one masked Cholesky factorisation per problem, all problems at once), move
-  the indices whose multiplier or margin violates the KKT conditions, repeat until none
-  moves. MEG pseudo-trials (10 points in ~300 dimensions) are almost always
-  hard-margin with every point a support vector, so the first guess "all free" is
-  already optimal for most problems; it is solved with a bordered Cholesky
-  factorisation that yields the test decision values directly. Problems whose
-  active-set rounds fail (a singular ``K_FF``, as with fewer channels than pseudo-trials)
-  or cycle are handed to a batched SMO with LibSVM's second-order working-set selection,
-  run to LibSVM's tolerance to find the active sets, then polished by exact rounds; the
-  few left after that are run by SMO to a tight tolerance. The intercept follows
-  LibSVM's ``calculate_rho``: from the free support vectors or, when none is free, the
-  midpoint of the feasible interval.
+  exactly. Fast path: MEG pseudo-trials (10 points in ~300 dimensions) are almost always
+  separable with every training point a free support vector; that solution is one
+  Cholesky factorisation of the bordered matrix ``[K; 1'; y'; k_test']`` per problem,
+  all problems at once, and is accepted when every multiplier lies in ``[0, C]``. The
+  rest go to :func:`svm_fit`: a primal-dual active-set method (Hintermueller, Ito &
+  Kunisch 2003) that solves the equality-constrained KKT system on a guessed free set F
+  (multipliers at the bounds fixed), moves the indices that violate the KKT conditions
+  and repeats until none moves. Problems whose rounds fail (a singular ``K_FF``, as with
+  fewer channels than pseudo-trials) or cycle are handed to a batched SMO with LibSVM's
+  second-order working-set selection, run to LibSVM's tolerance to find the active sets,
+  then polished by exact rounds; the few left after that are run by SMO to a tight
+  tolerance. The intercept is LibSVM's (``calculate_rho``): exact from the free support
+  vectors or, when no multiplier is strictly inside ``(0, C)``, the midpoint of the
+  feasible interval.
 - :func:`lda_decision`: shrinkage LDA, Ledoit-Wolf shrinkage of the pooled within-class
   covariance towards a scaled identity, computed in kernel form (Woodbury).
 - :func:`correlation_decision`: nearest class mean by Pearson correlation (expects the
-  Gram of channel-centred pseudo-trials).
+  Gram matrix of channel-centred pseudo-trials).
 
 Everything solves in float64. The code is written once for numpy and torch (any device)
 through :class:`Backend`, which holds the few operations whose spellings differ.
@@ -43,18 +42,14 @@ import numpy as np
 
 __all__ = [
     "Backend",
-    "cholesky",
-    "cho_solve",
-    "svm_fit",
-    "svm_decision",
-    "svm_finish",
     "svm_layout",
     "k12_layout",
-    "columns",
-    "border",
+    "svm_decision",
+    "svm_finish",
+    "svm_fit",
     "lda_decision",
     "correlation_decision",
-    "split_indices",
+    "cholesky",
 ]
 
 # Tolerances of the exact solver: margins in margin units, multipliers relative to the
@@ -86,9 +81,6 @@ class Backend:
             self.device = "cpu"
             self._dtypes = {"float64": np.float64, "float32": np.float32, "bool": bool,
                             "int64": np.int64}
-
-    def dtype(self, name: str):
-        return self._dtypes[name]
 
     def asarray(self, a, dtype: str | None = None):
         """From numpy (or a scalar list) to this backend, optionally cast."""
@@ -305,7 +297,8 @@ def _pdas(be: Backend, K, y, C, free, upper, scale, max_iter):
     for _ in range(max_iter):
         if todo.shape[0] == 0:
             break
-        be_, bb, f, ok, used = _kkt_step(be, K, y, C, free, upper, scale)
+        with np.errstate(invalid="ignore", divide="ignore"):  # failed steps are flagged
+            be_, bb, f, ok, used = _kkt_step(be, K, y, C, free, upper, scale)
         new_free, new_upper, conv = _pdas_update(be, be_, f, y, C, used, upper)
         conv = conv & ok
         hit = todo[conv]
@@ -329,16 +322,13 @@ def _smo(be: Backend, K, y, C, tol, alpha=None, G=None, max_iter=SMO_MAX_ITER):
     if alpha is None:
         alpha = be.zeros((n, B))
         G = be.zeros((n, B)) - 1.0
-    else:
-        alpha, G = be.copy(alpha), be.copy(G)
-    Qd = xp.einsum("iib->ib", K)
+    # working copies of the unfinished problems; finished ones are written back
     active = be.arange(B)
+    a, g, Ka = be.copy(alpha), be.copy(G), K
+    qd = xp.einsum("iib->ib", K)
     ypos = y > 0
     yv = y[:, 0]
     for _ in range(max_iter):
-        if active.shape[0] == 0:
-            break
-        a, g, Ka, qd = alpha[:, active], G[:, active], K[:, :, active], Qd[:, active]
         yG = y * g
         up = (ypos & (a < C)) | (~ypos & (a > 0))
         low = (ypos & (a > 0)) | (~ypos & (a < C))
@@ -356,12 +346,13 @@ def _smo(be: Backend, K, y, C, tol, alpha=None, G=None, max_iter=SMO_MAX_ITER):
         j = obj.argmin(axis=0)
         done = (gmax + gmax2 < tol) | ~cand.any(axis=0)
         if bool(done.any()):
+            alpha[:, active[done]], G[:, active[done]] = a[:, done], g[:, done]
             keep = ~done
             active, i, j = active[keep], i[keep], j[keep]
             a, g, Ka, qd = a[:, keep], g[:, keep], Ka[:, :, keep], qd[:, keep]
             cols = be.arange(active.shape[0])
             if active.shape[0] == 0:
-                break
+                return alpha, G
         yi, yj = yv[i], yv[j]
         ai, aj, gi, gj = a[i, cols], a[j, cols], g[i, cols], g[j, cols]
         qij = yi * yj * Ka[i, j, cols]
@@ -397,7 +388,7 @@ def _smo(be: Backend, K, y, C, tol, alpha=None, G=None, max_iter=SMO_MAX_ITER):
         # G += Q[:, i] da_i + Q[:, j] da_j  with  Q[:, i] = y y_i K[:, i]
         g = g + y * (Ka[:, i, cols] * (yi * (new_i - ai)) + Ka[:, j, cols] * (yj * (new_j - aj)))
         a[i, cols], a[j, cols] = new_i, new_j
-        alpha[:, active], G[:, active] = a, g
+    alpha[:, active], G[:, active] = a, g  # max_iter reached
     return alpha, G
 
 

@@ -183,9 +183,10 @@ def gsn_ceiling(
        smooth Monte Carlo curve with common random numbers) so that the simulated
        split-half reliability of the RSM equals the observed one. The split is
        ``h = n_reps // 2`` repetitions against ``h`` other repetitions (1 vs 1 for 3
-       repetitions); the observed value is the mean over all such splits (at most 30,
-       chosen at random when there are more); the simulated one draws signal for
-       ``n_images`` images and two independent noise averages of ``h`` trials.
+       repetitions, where it equals ``split_half_ceiling``'s ``r1``); the observed value
+       is the mean over all such splits (at most 30, chosen at random when there are
+       more); the simulated one draws signal for ``n_images`` images and two independent
+       noise averages of ``h`` trials.
 
     Ceiling. In each of ``n_sims`` simulations, noiseless patterns for ``n_images`` images
     are drawn from ``N(mu, scale C_s)`` and noisy measurements averaged over ``n_reps``
@@ -203,6 +204,20 @@ def gsn_ceiling(
     signal and noise in their eigenbases and costs a few ``n_images``-square products.
     Memory: about ``5 * 8 * n_images**2 / 2 * n_sims`` bytes for the stored simulations
     (100 MB for 500 images and 20 simulations).
+
+    Accuracy (simulations with known Gaussian signal and noise; truth = mean correlation
+    of the noiseless RSM with the RSM of the noisy average over many draws). 120 images x
+    400 voxels (``tests/test_gsn.py``): 0.988 vs 0.989 true, and 0.537 vs 0.538 at high
+    noise, where :func:`split_half_ceiling` gives 0.980 and 0.391. 500 images x 8000
+    voxels, factor + isotropic signal and noise: 0.946 / 0.807 / 0.625 / 0.371 vs 0.951 /
+    0.820 / 0.638 / 0.354 true (split-half 0.886 / 0.663 / 0.458 / 0.243); with isotropic
+    signal and noise only, 0.981 vs 0.966 (split-half 0.956). Given the true covariances
+    the Monte Carlo reproduces the truth (tested); the remaining error (-0.013 to +0.017
+    above) comes from estimating ``C_s`` and ``C_n`` from ``n_images`` images (rank at
+    most ``n_images - 1`` with more voxels than images; GSN's shrinkage is meant to help
+    there). When the single-repetition RSM reliability is near 0 (below ~0.02) the
+    estimate is unreliable and biased upwards (0.21 vs 0.14 true at reliability 0.006):
+    check ``reliability`` before trusting a low ceiling.
 
     Differences from the GSN package: no covariance shrinkage (GSN can shrink its
     covariance estimates, with the level chosen by cross-validated likelihood); the
@@ -403,18 +418,24 @@ def _gsn_fit(xbar: np.ndarray, resid: np.ndarray, k: int) -> dict:
     cov_s -= (noise_vecs * (lam_n / k)) @ noise_vecs.T  # C_d - C_n / k
     lam_s, V = np.linalg.eigh(cov_s)
     keep = lam_s > max(lam_s[-1], 0.0) * 1e-10  # clip negative eigenvalues to 0
-    V = V[:, keep]
+    model = _gsn_model(mu, V[:, keep], np.sqrt(lam_s[keep]), noise_vecs, np.sqrt(lam_n))
+    model["noiseless"] = noiseless
+    return model
+
+
+def _gsn_model(mu, signal_vecs, signal_sd, noise_vecs, noise_sd) -> dict:
+    """What :class:`_GsnSimulation` needs: the mean, and each covariance as orthonormal
+    eigenvectors (columns) and standard deviations, all in one coordinate system."""
     return {
-        "mu_signal": V.T @ mu,  # mu in the signal and noise bases
+        "mu_signal": signal_vecs.T @ mu,  # mu in the signal and noise bases
         "mu_noise": noise_vecs.T @ mu,
         "mu_sq": float(mu @ mu),
-        "signal_sd": np.sqrt(lam_s[keep]),
-        "noise_sd": np.sqrt(lam_n),
-        "signal_noise": V.T @ noise_vecs,  # (r_s, r_n) overlap of the two bases
-        "signal_vecs": V,
+        "signal_sd": signal_sd,
+        "noise_sd": noise_sd,
+        "signal_noise": signal_vecs.T @ noise_vecs,  # (r_s, r_n) overlap of the two bases
+        "signal_vecs": signal_vecs,
         "noise_vecs": noise_vecs,
         "mu": mu,
-        "noiseless": noiseless,
     }
 
 
