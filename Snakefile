@@ -23,6 +23,7 @@ include: "workflow/rules/features.smk"
 include: "workflow/rules/brain.smk"
 include: "workflow/rules/linking.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/survey.smk"
 
 
 rule all:

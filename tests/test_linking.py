@@ -100,7 +100,7 @@ def test_score_layers_recovers_planted_layer_and_splits_targets():
     layers, Y = _planted(noise=0.8)
     targets = [BrainTarget("1", "OTC", Y[:, :20]), BrainTarget("2", "OTC", Y[:, 20:])]
     feats = [_layer(f"layer{i}", X, index=i) for i, X in enumerate(layers)]
-    scores, voxel_r = score_layers("m", feats, targets, alphas=np.logspace(-2, 4, 7))
+    scores, voxel_r, chosen = score_layers("m", feats, targets, alphas=np.logspace(-2, 4, 7))
     assert set(scores["metric"]) == {"crsa", "versa", "encoding_r"}
     assert len(scores) == 3 * 2 * 3 * 2  # layers x targets x metrics x splits
     selected = select_layers(scores, pd.DataFrame({"subject": ["1", "2"], "roi": ["OTC", "OTC"],
@@ -110,7 +110,14 @@ def test_score_layers_recovers_planted_layer_and_splits_targets():
     assert row["explainable_variance"] == pytest.approx(row["score"] ** 2 / row["ceiling"] ** 2)
     assert voxel_r[("1", "OTC")]["layer1"].shape == (20,)
     # fitting both subjects jointly equals fitting each alone
-    alone, _ = score_layers("m", feats, [BrainTarget("2", "OTC", Y[:, 20:])], alphas=np.logspace(-2, 4, 7))
+    # the kept test RDMs are those of the selected layers
+    layer, rdm = chosen[("1", "OTC", "crsa")]
+    assert layer == "layer1"
+    np.testing.assert_allclose(rdm, pdist(layers[1][split_train_test(len(Y))[1]], "correlation"))
+    assert chosen[("2", "OTC", "versa")][0] == "layer1"
+    assert scores["effective_dim"].between(1, 30).all()
+    alone, _, _ = score_layers("m", feats, [BrainTarget("2", "OTC", Y[:, 20:])],
+                               alphas=np.logspace(-2, 4, 7))
     joint = scores[scores["subject"] == "2"].reset_index(drop=True)
     np.testing.assert_allclose(joint["score"], alone["score"], atol=1e-6)
 
@@ -118,7 +125,8 @@ def test_score_layers_recovers_planted_layer_and_splits_targets():
 def test_constant_layer_is_never_selected():
     layers, Y = _planted()
     feats = [_layer("const", np.zeros_like(layers[0]), index=0), _layer("good", layers[1], index=1)]
-    scores, _ = score_layers("m", feats, [BrainTarget("1", "OTC", Y)], alphas=np.logspace(-2, 4, 7))
+    scores, _, chosen = score_layers("m", feats, [BrainTarget("1", "OTC", Y)], alphas=np.logspace(-2, 4, 7))
+    assert {layer for layer, _ in chosen.values()} == {"good"}
     assert scores.loc[scores["layer"] == "const", "score"].isna().all()
     assert (select_layers(scores)["selected_layer"] == "good").all()
 

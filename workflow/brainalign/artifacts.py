@@ -9,7 +9,15 @@ module holds the other two artifact kinds (ARCHITECTURE.md "Data flow"):
     /stimulus_ids           (n,) utf-8 strings — the order every array below follows
     /rois/<roi>/responses   (n, n_voxels) float32, averaged over repetitions
     /rois/<roi>/voxel_ijk   (n_voxels, 3) int (optional)
-    /rois/<roi> attrs       ceiling, reliability, n_reps, ceiling_method
+    /rois/<roi> attrs       ceiling (GSN-like), ceiling_split_half, reliability, n_reps,
+                            ceiling_method
+
+``{paper}/scores/{model}_selected_rdms.h5``::
+
+    attrs: model
+    /subj<subject>/<roi>/<metric>   condensed test-image RDM of the layer selected on
+                                    train (attr ``layer``); cRSA: the layer's RDM,
+                                    veRSA: the RDM of the predicted responses
 
 Tables are written atomically (parquet or csv chosen by the suffix).
 """
@@ -24,7 +32,15 @@ import pandas as pd
 
 from brainalign.utils import InputError, atomic_path
 
-__all__ = ["write_brain", "read_brain", "write_table", "read_table", "as_str_ids"]
+__all__ = [
+    "write_brain",
+    "read_brain",
+    "write_selected_rdms",
+    "read_selected_rdms",
+    "write_table",
+    "read_table",
+    "as_str_ids",
+]
 
 _STR = h5py.string_dtype("utf-8")
 
@@ -39,7 +55,7 @@ def write_brain(path, *, dataset: str, subject: str, stimulus_ids, rois: dict[st
     """Write one subject's ROI responses.
 
     ``rois`` maps roi -> dict with ``responses`` (n, v) and optional ``voxel_ijk``,
-    ``ceiling``, ``reliability``, ``n_reps``, ``ceiling_method``.
+    ``ceiling``, ``ceiling_split_half``, ``reliability``, ``n_reps``, ``ceiling_method``.
     """
     ids = as_str_ids(stimulus_ids)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
@@ -54,7 +70,7 @@ def write_brain(path, *, dataset: str, subject: str, stimulus_ids, rois: dict[st
             g.create_dataset("responses", data=resp)
             if d.get("voxel_ijk") is not None:
                 g.create_dataset("voxel_ijk", data=np.asarray(d["voxel_ijk"]))
-            for key in ("ceiling", "reliability", "n_reps", "ceiling_method"):
+            for key in ("ceiling", "ceiling_split_half", "reliability", "n_reps", "ceiling_method"):
                 if d.get(key) is not None:
                     g.attrs[key] = d[key]
 
@@ -80,6 +96,29 @@ def read_brain(path, rois=None) -> dict:
             d.update({k: g.attrs[k] for k in g.attrs})
             out["rois"][roi] = d
     return out
+
+
+def write_selected_rdms(path, model: str, selected: dict) -> None:
+    """Write ``{(subject, roi, metric): (layer, rdm)}`` of one model."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["model"] = model
+        for (subject, roi, metric), (layer, rdm) in selected.items():
+            d = f.create_dataset(f"subj{subject}/{roi}/{metric}", data=np.asarray(rdm, np.float32))
+            d.attrs["layer"] = layer
+
+
+def read_selected_rdms(path) -> tuple[str, dict]:
+    """Read a selected-RDM file -> (model, {(subject, roi, metric): rdm})."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"Selected-RDM file {path} does not exist.")
+    out = {}
+    with h5py.File(path, "r") as f:
+        for subj in f:
+            for roi in f[subj]:
+                for metric in f[subj][roi]:
+                    out[(subj.removeprefix("subj"), roi, metric)] = f[subj][roi][metric][()]
+        return str(f.attrs["model"]), out
 
 
 def write_table(df: pd.DataFrame, path) -> None:

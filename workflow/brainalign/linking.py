@@ -133,6 +133,21 @@ def crsa(layer: LayerFeatures, target: BrainTarget, train, test, compare: str = 
     )
 
 
+class _Selection:
+    """Tracks, per (subject, roi, metric), the best layer on train and its test RDM."""
+
+    def __init__(self):
+        self.best: dict[tuple[str, str, str], tuple[float, str, np.ndarray]] = {}
+
+    def offer(self, key, train_score, layer, rdm_test_fn):
+        # strictly greater: the first layer wins ties, as select_layers does
+        if np.isfinite(train_score) and (key not in self.best or train_score > self.best[key][0]):
+            self.best[key] = (train_score, layer, rdm_test_fn())
+
+    def rdms(self) -> dict[tuple[str, str, str], tuple[str, np.ndarray]]:
+        return {key: (layer, rdm) for key, (_, layer, rdm) in self.best.items()}
+
+
 def _standardize(X, train):
     mu = X[train].mean(axis=0)
     sd = X[train].std(axis=0)
@@ -163,7 +178,8 @@ def versa(
 
     Returns one dict per target with keys ``versa_train``, ``versa_test``,
     ``encoding_train`` (mean train r over voxels), ``encoding_test`` (mean test r),
-    ``voxel_r_test`` (per-voxel test r) and ``alpha_median``.
+    ``voxel_r_test`` (per-voxel test r), ``rdm_test`` (the predicted test RDM) and
+    ``alpha_median``.
     """
     check_option("train_predictions", train_predictions, TRAIN_PREDICTIONS)
     X = np.asarray(features)
@@ -193,9 +209,11 @@ def versa(
         start = cols.stop
         voxel_r_train = pearson_columns(loo[:, cols], t.responses[train])
         voxel_r_test = pearson_columns(pred_test[:, cols], t.responses[test])
+        rdm_test = compute_rdm(pred_test[:, cols], "pearson")
         out.append({
             "versa_train": compare_rdms(t.rdm_train, compute_rdm(loo[:, cols], "pearson"), compare),
-            "versa_test": compare_rdms(t.rdm_test, compute_rdm(pred_test[:, cols], "pearson"), compare),
+            "versa_test": compare_rdms(t.rdm_test, rdm_test, compare),
+            "rdm_test": rdm_test,
             "encoding_train": float(np.nanmean(voxel_r_train)),
             "encoding_test": float(np.nanmean(voxel_r_test)),
             "voxel_r_test": voxel_r_test.astype(np.float32),
@@ -219,13 +237,23 @@ def score_layers(
     train_predictions: str = "loo",
     n_folds: int = 5,
     progress=None,
-) -> tuple[pd.DataFrame, dict[tuple[str, str], dict[str, np.ndarray]]]:
+) -> tuple[pd.DataFrame, dict, dict]:
     """Score every layer against every target.
 
-    Returns a tidy DataFrame (columns model, layer, layer_index, depth, n_units,
-    subject, roi, metric, split, score, alpha_median) and, per (subject, roi), a dict
-    layer -> per-voxel test encoding r.
+    Returns
+    -------
+    scores : DataFrame
+        Tidy rows: model, layer, layer_index, depth, n_units, effective_dim (of the
+        layer's SRP features over all stimuli), subject, roi, metric, split, score,
+        alpha_median.
+    voxel_r : dict
+        (subject, roi) -> {layer: per-voxel test encoding r}.
+    selected_rdms : dict
+        (subject, roi, metric) -> (layer selected on train, its test RDM): the layer's
+        own RDM for cRSA, the predicted-response RDM for veRSA (for model-to-model RSA).
     """
+    from brainalign.survey import effective_dimensionality
+
     if not targets:
         raise InputError("No brain targets to score against.")
     n = targets[0].responses.shape[0]
@@ -242,12 +270,15 @@ def score_layers(
     _prepare_targets(targets, train, test)
     rows = []
     voxel_r: dict[tuple[str, str], dict[str, np.ndarray]] = {(t.subject, t.roi): {} for t in targets}
+    selection = _Selection()
     for layer in layers:
         if layer.srp.shape[0] != n:
             raise InputError(f"Layer {layer.name} has {layer.srp.shape[0]} stimuli, expected {n}.")
+        constant = np.ptp(layer.srp[train], axis=0).max() == 0
         base = {"model": model_name, "layer": layer.name, "layer_index": layer.index,
-                "depth": layer.depth, "n_units": layer.n_units}
-        if np.ptp(layer.srp[train], axis=0).max() == 0:
+                "depth": layer.depth, "n_units": layer.n_units,
+                "effective_dim": np.nan if constant else effective_dimensionality(layer.srp)}
+        if constant:
             # constant features (e.g. zero-initialised BatchNorm): nothing to score
             for t in targets:
                 for metric in metrics + (("encoding_r",) if "versa" in metrics else ()):
@@ -263,6 +294,8 @@ def score_layers(
         if "crsa" in metrics:
             for t in targets:
                 tr, te = crsa(layer, t, train, test, compare)
+                selection.offer((t.subject, t.roi, "crsa"), tr, layer.name,
+                                lambda layer=layer: layer.pearson_rdm(test))
                 for sp, sc in (("train", tr), ("test", te)):
                     rows.append({**base, "subject": t.subject, "roi": t.roi, "metric": "crsa",
                                  "split": sp, "score": sc, "alpha_median": np.nan})
@@ -271,6 +304,8 @@ def score_layers(
                             compare=compare, standardize=standardize, n_targets_batch=n_targets_batch,
                             train_predictions=train_predictions, n_folds=n_folds)
             for t, res in zip(targets, results, strict=True):
+                selection.offer((t.subject, t.roi, "versa"), res["versa_train"], layer.name,
+                                lambda res=res: res["rdm_test"])
                 for metric, key in (("versa", "versa"), ("encoding_r", "encoding")):
                     for sp in ("train", "test"):
                         rows.append({**base, "subject": t.subject, "roi": t.roi, "metric": metric,
@@ -279,7 +314,7 @@ def score_layers(
                 voxel_r[(t.subject, t.roi)][layer.name] = res["voxel_r_test"]
         if progress is not None:
             progress.update(1)
-    return pd.DataFrame(rows), voxel_r
+    return pd.DataFrame(rows), voxel_r, selection.rdms()
 
 
 def select_layers(scores: pd.DataFrame, ceilings: pd.DataFrame | None = None) -> pd.DataFrame:

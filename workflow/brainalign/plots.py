@@ -135,3 +135,137 @@ def plot_model_comparison(selected: pd.DataFrame, ceilings: pd.DataFrame, metric
     fig.suptitle("Model comparison (layer selected on train images, scored on test images)", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+CLASS_COLORS = {"CNN": "#4C72B0", "transformer": "#C44E52"}
+
+
+def _class_color(c):
+    return CLASS_COLORS.get(c, "0.4")
+
+
+def plot_architecture_comparison(per_subject: pd.DataFrame, ceilings: pd.DataFrame, *, roi: str,
+                                 group: str = "arch_class", n_boot: int = 1000, seed: int = 0):
+    """Conwell Fig. 2 style: per-model cRSA (open) and veRSA (filled) boxes, class means.
+
+    ``per_subject``: rows (model, subject, metric in {crsa, versa}, score, ``group``).
+    Each box spans the bootstrap CI over subjects around the model mean (midline); the
+    ribbons are class means with bootstrap CIs over models; the grey band is the noise
+    ceiling; the right axis is explainable variance (score^2 / mean ceiling^2).
+    """
+    from brainalign.survey import bootstrap_ci
+
+    d = per_subject[per_subject["metric"].isin(["crsa", "versa"])]
+    order = (d[d["metric"] == "versa"].groupby(["model", group])["score"].mean().reset_index()
+             .sort_values([group, "score"], ascending=[True, False]))
+    models = order["model"].tolist()
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(models) + 2), 4.5))
+    _ceiling_band(ax, ceilings, roi)
+    x_of = {m: i for i, m in enumerate(models)}
+    for metric, filled in (("crsa", False), ("versa", True)):
+        wide = d[d["metric"] == metric].pivot_table(index="subject", columns="model", values="score")
+        wide = wide.reindex(columns=models).dropna(axis=1)
+        cis = bootstrap_ci(wide, n_boot=n_boot, seed=seed, grand_mean_centered=wide.shape[1] > 1)
+        for m, row in cis.iterrows():
+            c = _class_color(order.set_index("model").at[m, group])
+            ax.add_patch(plt.Rectangle((x_of[m] - 0.3, row["ci_low"]), 0.6,
+                                       max(row["ci_high"] - row["ci_low"], 1e-3),
+                                       facecolor=c if filled else "white", edgecolor=c, lw=1.2,
+                                       alpha=0.85 if filled else 1))
+            ax.plot([x_of[m] - 0.3, x_of[m] + 0.3], [row["mean"]] * 2, color="k", lw=1)
+        # class means over models, with bootstrap CIs over models
+        means = d[d["metric"] == metric].groupby(["model", group])["score"].mean().reset_index()
+        rng = np.random.default_rng(seed)
+        for cls, g in means.groupby(group):
+            xs = [x_of[m] for m in g["model"] if m in x_of]
+            vals = g["score"].to_numpy()
+            boots = [rng.choice(vals, vals.size).mean() for _ in range(n_boot)]
+            lo, hi = np.percentile(boots, [2.5, 97.5])
+            ax.fill_between([min(xs) - 0.45, max(xs) + 0.45], lo, hi, color=_class_color(cls),
+                            alpha=0.25 if filled else 0.1, hatch=None if filled else "//", lw=0)
+    ax.set_xticks(range(len(models)))
+    ax.set_xticklabels(models, rotation=90, fontsize=7)
+    ax.set_xlim(-0.7, len(models) - 0.3)
+    ax.set_ylabel(f"{roi} score of selected layer (test, Pearson r)")
+    ax.axhline(0, color="0.3", lw=0.5)
+    c = ceilings.loc[ceilings["roi"] == roi, "ceiling"].mean()
+    if np.isfinite(c) and c > 0:
+        sec = ax.secondary_yaxis("right", functions=(lambda r, c=c: np.sign(r) * r**2 / c**2,
+                                                     lambda v, c=c: np.sign(v) * np.sqrt(np.abs(v)) * c))
+        sec.set_ylabel("explainable variance explained", fontsize=8)
+    handles = [plt.Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="k", label="cRSA"),
+               plt.Rectangle((0, 0), 1, 1, facecolor="0.5", edgecolor="k", label="veRSA")]
+    handles += [plt.Rectangle((0, 0), 1, 1, color=_class_color(k), alpha=0.5, label=k)
+                for k in sorted(order[group].unique())]
+    ax.legend(handles=handles, fontsize=7, frameon=False, loc="lower left", ncol=len(handles))
+    ax.set_title(f"Architecture comparison ({roi}): boxes = bootstrap CIs over subjects, "
+                 "ribbons = class means", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_survey_ranking(models: pd.DataFrame, breaks: dict | None, *, roi: str):
+    """Conwell Fig. 5 style: rank-ordered veRSA with segmented fit; veRSA vs ED and size."""
+    m = models.sort_values("versa", ascending=False).reset_index(drop=True)
+    rank = np.arange(1, len(m) + 1)
+    panels = [("effective_dim", "effective dimensionality (selected layer)", False),
+              ("n_params", "parameters", True)]
+    panels = [p for p in panels if p[0] in m and m[p[0]].notna().sum() >= 3]
+    fig, axes = plt.subplots(1, 1 + len(panels), figsize=(4.2 * (1 + len(panels)), 3.8), squeeze=False)
+    ax = axes[0, 0]
+    ax.scatter(rank, m["versa"], c=[_class_color(c) for c in m["arch_class"]], s=18, zorder=3)
+    ax.scatter(rank, m["crsa"], facecolors="none", edgecolors=[_class_color(c) for c in m["arch_class"]],
+               s=18, zorder=3)
+    if breaks:
+        ax.plot(breaks["x"], breaks["fitted"], color="k", lw=1)
+        for b in np.atleast_1d(breaks["breakpoints"]):
+            ax.axvline(b, color="k", ls=":", lw=1)
+    ax.set_xlabel("model rank (veRSA)")
+    ax.set_ylabel(f"{roi} score (filled veRSA, open cRSA)")
+    ax.set_title("Ranking and breakpoints", fontsize=9)
+    for ax, (col, label, logx) in zip(axes[0, 1:], panels, strict=True):
+        ax.scatter(m[col], m["versa"], c=[_class_color(c) for c in m["arch_class"]], s=18)
+        if logx:
+            ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("veRSA")
+        ax.set_title(f"veRSA vs {label}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_model_similarity(similarity: dict, mds: dict, meta: pd.DataFrame, *, group: str = "arch_class"):
+    """Conwell Fig. 6 style: model-to-model RSM similarity histograms and MDS with hulls.
+
+    ``similarity`` and ``mds`` map metric (crsa, versa) -> square similarity DataFrame /
+    2-D coordinates DataFrame (index = model).
+    """
+    from scipy.spatial import ConvexHull
+
+    metrics = [k for k in ("crsa", "versa") if k in similarity]
+    fig, axes = plt.subplots(len(metrics), 2, figsize=(9, 3.6 * len(metrics)), squeeze=False)
+    groups = meta.set_index("model")[group]
+    for row, metric in enumerate(metrics):
+        sim = similarity[metric].to_numpy()
+        iu = np.triu_indices_from(sim, k=1)
+        axh, axm = axes[row]
+        axh.hist(sim[iu], bins=20, color=METRIC_STYLE[metric]["color"])
+        axh.set_xlabel(f"model-to-model {METRIC_STYLE[metric]['label']} RSM similarity (Pearson r)")
+        axh.set_ylabel("model pairs")
+        coords = mds[metric]
+        for cls in sorted(groups.reindex(coords.index).dropna().unique()):
+            pts = coords[groups.reindex(coords.index) == cls].to_numpy()
+            axm.scatter(pts[:, 0], pts[:, 1], color=_class_color(cls), s=16, label=cls)
+            if len(pts) >= 3:
+                try:
+                    hull = ConvexHull(pts)
+                    axm.fill(pts[hull.vertices, 0], pts[hull.vertices, 1], color=_class_color(cls),
+                             alpha=0.15)
+                except Exception:  # noqa: BLE001 - collinear points: no hull to draw
+                    pass
+        axm.set_title(f"MDS of {METRIC_STYLE[metric]['label']} RSMs (selected layers)", fontsize=9)
+        axm.legend(fontsize=7, frameon=False)
+        axm.set_xticks([])
+        axm.set_yticks([])
+    fig.tight_layout()
+    return fig

@@ -36,6 +36,7 @@ __all__ = [
     "breakpoints",
     "spearman_with",
     "bootstrap_ci",
+    "survey_tables",
 ]
 
 
@@ -116,13 +117,12 @@ def model_rsm_similarity(rdms: dict, *, method: str = "pearson") -> pd.DataFrame
             )
         if not np.all(np.isfinite(rdm)):
             raise InputError(f"RDM {name!r} holds NaN or inf; expected finite values.")
+        if rdm.size < 2 or np.ptp(rdm) == 0:
+            raise InputError(f"RDM {name!r} is constant, so its correlations are undefined.")
     stack = np.stack(mats)
     out = np.empty((len(names), len(names)))
     for a in range(len(names)):
         out[a] = compare_rdms(stack[a], stack, method)
-    if np.any(~np.isfinite(out)):
-        bad = names[int(np.argwhere(~np.isfinite(out))[0, 0])]
-        raise InputError(f"RDM {bad!r} is constant, so its correlations are undefined.")
     out = (out + out.T) / 2  # exact symmetry
     np.fill_diagonal(out, 1.0)
     return pd.DataFrame(out, index=names, columns=names)
@@ -209,7 +209,8 @@ def controlled_comparison(
     p-values on the residual degrees of freedom (what R ``parameters`` reports for
     ``lm``). With ``model``: a linear mixed model with the same fixed effects and a random
     intercept per model (``lmer(Score ~ Factor + SubjectID + (1|ModelID))``, used for the
-    ImageNet-1K vs -21K pairs), fit by REML with statsmodels ``MixedLM``; Wald z
+    ImageNet-1K vs -21K pairs), fit by REML with statsmodels ``MixedLM`` (on the
+    standardised score, effects scaled back: the same numbers, better conditioned); Wald z
     intervals and p-values (normal approximation, as ``parameters`` does for ``lmer`` by
     default). Rows with a missing value in a used column are dropped (``n_obs`` says how
     many remain).
@@ -253,7 +254,13 @@ def controlled_comparison(
     data.columns = ["score_", "factor_", "subject_"] + (["model_"] if model is not None else [])
     if not pd.api.types.is_numeric_dtype(data["score_"]):
         raise InputError(f"column {score!r} must be numeric, got {df[score].dtype}.")
-    levels = sorted(data["factor_"].unique(), key=str)
+    levels = [v.item() if isinstance(v, np.generic) else v for v in data["factor_"].unique()]
+    try:
+        levels = sorted(levels)  # patsy's order
+    except TypeError:  # mixed types
+        levels = sorted(levels, key=str)
+    if isinstance(reference, np.generic):
+        reference = reference.item()
     if len(levels) < 2:
         raise InputError(f"factor {factor!r} needs at least 2 levels, got {levels}.")
     if reference is None:
@@ -264,15 +271,19 @@ def controlled_comparison(
     subject_term = " + C(subject_)" if n_subjects > 1 else ""
     formula = f"score_ ~ C(factor_, Treatment(reference={reference!r})){subject_term}"
 
+    unit = 1.0
     if model is None:
         fit = smf.ols(formula, data).fit()
         test, df_resid = "Wald t (OLS)", float(fit.df_resid)
     else:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*[Rr]andom effects covariance is singular.*")
-            fit = smf.mixedlm(formula, data, groups=data["model_"]).fit(reml=True)
+        # Scores in r units vary by ~0.01: fitting them raw leaves statsmodels' optimiser
+        # with a badly scaled variance component ("MLE may be on the boundary"). The model
+        # is equivariant, so fit the standardised score and scale the effects back.
+        unit = float(data["score_"].std()) or 1.0
+        data["score_"] = (data["score_"] - data["score_"].mean()) / unit
+        fit = smf.mixedlm(formula, data, groups=data["model_"]).fit(reml=True)
         test, df_resid = "Wald z (MixedLM, REML)", np.nan
-    conf = fit.conf_int(alpha=1 - ci)
+    conf = fit.conf_int(alpha=1 - ci) * unit
     rows = []
     for level in levels:
         if level == reference:
@@ -285,8 +296,8 @@ def controlled_comparison(
                 "term": f"{factor}[{level}]",
                 "level": level,
                 "reference": reference,
-                "beta": float(fit.params[name]),
-                "se": float(fit.bse[name]),
+                "beta": float(fit.params[name]) * unit,
+                "se": float(fit.bse[name]) * unit,
                 "stat": float(fit.tvalues[name]),
                 "ci_low": float(conf.loc[name, 0]),
                 "ci_high": float(conf.loc[name, 1]),
@@ -322,16 +333,21 @@ def breakpoints(
 
     1. grid search: every combination of ``n_breaks`` candidate positions among (at most
        ``n_grid``) quantiles of the interior ``x`` values, each segment keeping at least
-       ``min_points`` observations; the linear coefficients of every combination are
-       solved in one batched least-squares step;
+       ``min_points`` observations; the SSE of every combination comes from one Gram
+       matrix of the candidate hinge columns (exact least squares, no per-combination
+       refit);
     2. refinement: Nelder-Mead on the profile SSE (coefficients re-solved for each
        ``psi``) from the best grid point, breakpoints continuous.
 
     Confidence intervals: residual bootstrap (``y* = fitted + resampled residuals``, the
     whole two-step fit repeated ``n_boot`` times), percentile intervals. This is **not**
     R ``segmented``'s method (the paper used ``confint(..., method = "gradient")``, a
-    smoothed-score interval, Muggeo 2017); the two agree in well-determined fits, and the
-    bootstrap is wider where the SSE surface is flat or has several minima.
+    smoothed-score interval, Muggeo 2017), and the intervals will not match the paper's
+    (not compared: no R here). Unlike a local (gradient) interval, the bootstrap also
+    reflects a flat or multi-modal SSE surface, so it can be wider and asymmetric. The
+    fit itself (least squares, continuous broken line) is the model ``segmented`` fits;
+    ``segmented`` reaches it by iterative linearisation from starting values, this by an
+    exhaustive grid, so it does not depend on starting values.
 
     Parameters
     ----------
@@ -392,7 +408,8 @@ def breakpoints(
     if combos.size == 0:
         raise InputError("no breakpoint combination leaves enough points in every segment.")
 
-    psi = _fit_breaks(x, y, combos, min_points)
+    fitter = _SegmentedFitter(x, candidates, combos, min_points)
+    psi = fitter.fit(y)
     coef, sse = _segmented_lstsq(x, y, psi)
     fitted = _design(x, psi) @ coef
 
@@ -401,7 +418,7 @@ def breakpoints(
     boot = np.full((n_boot, n_breaks), np.nan)
     for b in range(n_boot):
         y_star = fitted + rng.choice(resid, size=resid.size, replace=True)
-        boot[b] = _fit_breaks(x, y_star, combos, min_points)
+        boot[b] = fitter.fit(y_star)
     alpha = (1 - ci) / 2
     if n_boot:
         ci_low, ci_high = np.quantile(boot, [alpha, 1 - alpha], axis=0)
@@ -441,56 +458,73 @@ def _candidate_breaks(xs: np.ndarray, n_grid: int, min_points: int) -> np.ndarra
 
 
 def _valid_combinations(xs, candidates, n_breaks, min_points) -> np.ndarray:
-    """Sorted candidate combinations leaving >= ``min_points`` observations per segment."""
-    combos = np.array(list(combinations(candidates, n_breaks)), dtype=np.float64)
+    """Index rows into ``candidates`` (increasing) leaving >= ``min_points`` points per segment."""
+    combos = np.array(list(combinations(range(candidates.size), n_breaks)), dtype=np.intp)
     if combos.size == 0:
         return combos.reshape(0, n_breaks)
-    edges = np.column_stack([np.full(len(combos), -np.inf), combos, np.full(len(combos), np.inf)])
-    # points in (edge_k, edge_k+1]; the first segment includes its left end
+    psi = candidates[combos]
+    edges = np.column_stack([np.full(len(psi), -np.inf), psi, np.full(len(psi), np.inf)])
+    # points in (edge_k, edge_k+1]
     counts = np.diff(np.searchsorted(xs, edges, side="right"), axis=1)
     return combos[np.all(counts >= min_points, axis=1)]
 
 
-def _batched_sse(x, y, combos, chunk: int = 4096) -> np.ndarray:
-    """SSE of the least-squares fit for every row of breakpoints in ``combos``."""
-    out = np.empty(len(combos))
-    for start in range(0, len(combos), chunk):
-        psi = combos[start : start + chunk]  # (c, K)
-        hinge = np.maximum(x[None, :, None] - psi[:, None, :], 0.0)  # (c, n, K)
-        base = np.broadcast_to(np.column_stack([np.ones_like(x), x]), (len(psi), x.size, 2))
-        A = np.concatenate([base, hinge], axis=2)  # (c, n, K + 2)
-        q, _ = np.linalg.qr(A)
-        proj = np.einsum("cnk,n->ck", q, y)
-        out[start : start + chunk] = y @ y - np.einsum("ck,ck->c", proj, proj)
-    return out
+class _SegmentedFitter:
+    """Breakpoint search for a fixed ``x``: grid over candidate combinations, then refinement.
 
+    With ``P`` the projection off ``[1, x]``, the SSE of the design ``[1, x, H]`` is
+    ``|Py|^2 - (H^T P y)^T (H^T P H)^+ (H^T P y)``. The hinge columns ``H`` of every grid
+    combination are columns of one matrix of all candidate hinges, so the inverses of
+    ``H^T P H`` are computed once for all combinations (they do not depend on ``y``), and
+    each fit (or bootstrap refit) costs one product with ``y`` plus the refinement.
+    """
 
-def _fit_breaks(x, y, combos, min_points) -> np.ndarray:
-    """Grid search over ``combos`` then Nelder-Mead refinement of the profile SSE."""
-    sse = _batched_sse(x, y, combos)
-    start = combos[int(np.argmin(sse))]
-    xs = np.sort(x)
-    lo, hi = xs[min_points - 1], xs[-min_points]
+    def __init__(self, x, candidates, combos, min_points):
+        self.x, self.candidates, self.combos = x, candidates, combos
+        self.xs = np.sort(x)
+        self.lo, self.hi = self.xs[min_points - 1], self.xs[-min_points]
+        self.min_points = min_points
+        self.q, _ = np.linalg.qr(np.column_stack([np.ones_like(x), x]))
+        self.h_r = self._residualize(np.maximum(x[None, :] - candidates[:, None], 0.0))  # (g, n)
+        gram = self.h_r @ self.h_r.T
+        self.inv_sub = np.linalg.pinv(gram[combos[:, :, None], combos[:, None, :]])  # (c, K, K)
+        self.step = np.diff(candidates).min() if candidates.size > 1 else 1.0
 
-    def profile(psi):
+    def _residualize(self, rows):
+        return rows - (rows @ self.q) @ self.q.T
+
+    def grid_sse(self, y) -> np.ndarray:
+        y_r = self._residualize(y)
+        rhs = (self.h_r @ y_r)[self.combos]  # (c, K)
+        return y_r @ y_r - np.einsum("ck,ckl,cl->c", rhs, self.inv_sub, rhs)
+
+    def profile_sse(self, psi, y) -> float:
         psi = np.sort(psi)
-        if psi[0] < lo or psi[-1] > hi:
+        if psi[0] < self.lo or psi[-1] > self.hi:
             return np.inf
         edges = np.concatenate([[-np.inf], psi, [np.inf]])
-        if np.any(np.diff(np.searchsorted(xs, edges, side="right")) < min_points):
+        if np.any(np.diff(np.searchsorted(self.xs, edges, side="right")) < self.min_points):
             return np.inf
-        return _segmented_lstsq(x, y, psi)[1]
+        y_r = self._residualize(y)
+        h_r = self._residualize(np.maximum(self.x[None, :] - psi[:, None], 0.0))
+        rhs = h_r @ y_r
+        return float(y_r @ y_r - rhs @ np.linalg.pinv(h_r @ h_r.T) @ rhs)
 
-    step = np.diff(np.unique(combos)).min() if np.unique(combos).size > 1 else 1.0
-    simplex = np.vstack([start] + [start + step * np.eye(start.size)[k] for k in range(start.size)])
-    res = optimize.minimize(
-        profile,
-        start,
-        method="Nelder-Mead",
-        options={"initial_simplex": simplex, "xatol": 1e-6 * max(np.ptp(x), 1.0), "fatol": 1e-12},
-    )
-    best = np.sort(res.x) if res.fun <= profile(start) else start
-    return best
+    def fit(self, y) -> np.ndarray:
+        start = self.candidates[self.combos[int(np.argmin(self.grid_sse(y)))]]
+        simplex = np.vstack([start] + [start + self.step * row for row in np.eye(start.size)])
+        res = optimize.minimize(
+            self.profile_sse,
+            start,
+            args=(y,),
+            method="Nelder-Mead",
+            options={
+                "initial_simplex": simplex,
+                "xatol": 1e-6 * max(np.ptp(self.x), 1.0),
+                "fatol": 1e-12 * max(float(y @ y), 1e-300),
+            },
+        )
+        return np.sort(res.x) if res.fun <= self.profile_sse(start, y) else start
 
 
 # --------------------------------------------------------------------------------------
@@ -592,3 +626,100 @@ def bootstrap_ci(
     low, high = np.quantile(boot, [alpha, 1 - alpha], axis=0)
     index = columns if columns is not None else pd.RangeIndex(n_mod)
     return pd.DataFrame({"mean": mean, "ci_low": low, "ci_high": high, "n": n_sub}, index=index)
+
+
+# --------------------------------------------------------------------------------------
+# The survey tables the workflow writes (from the per-model selected-layer results)
+# --------------------------------------------------------------------------------------
+
+META_COLUMNS = ("arch_class", "task", "training_data", "trained", "source", "n_params", "top1")
+
+
+def survey_tables(selected: pd.DataFrame, layers: pd.DataFrame, meta: pd.DataFrame,
+                  selected_rdms: dict, *, roi: str = "OTC", n_breaks: int = 2, seed=0) -> dict:
+    """All survey analyses of one ROI, as tidy tables.
+
+    Parameters
+    ----------
+    selected : the workflow's ``selected_layers`` table (model, subject, roi, metric,
+        selected_layer, score, ceiling, explainable_variance, ...).
+    layers : the per-layer scores (for the ``effective_dim`` of each layer).
+    meta : the model table (``config/models.csv``).
+    selected_rdms : model -> {(subject, roi, metric): test RDM of the selected layer}.
+
+    Returns
+    -------
+    dict of DataFrames: ``per_subject`` (model x subject x metric scores with metadata),
+    ``models`` (one row per model: mean cRSA / veRSA, explainable variance, effective
+    dimensionality of the veRSA-selected layer, veRSA rank, metadata), ``comparisons``
+    (controlled comparisons ``score ~ factor + subject`` for architecture class and
+    trained/random where both levels have >= 2 models), ``breakpoints`` (segmented
+    regression of the rank-ordered veRSA scores; empty with fewer than 4 models per
+    segment), ``correlations`` (Spearman of veRSA with parameters, top-1, ED),
+    ``similarity_<metric>`` (model-to-model RSM similarity of the selected layers,
+    RDMs averaged over subjects) and ``mds_<metric>`` (classical MDS, 2-D).
+    """
+    meta = meta[["model", *[c for c in META_COLUMNS if c in meta.columns]]]
+    per = selected[(selected["roi"] == roi) & selected["metric"].isin(["crsa", "versa"])]
+    if per.empty:
+        raise InputError(f"No cRSA/veRSA scores for ROI {roi!r} in the selected-layer table.")
+    per = per.drop(columns=[c for c in META_COLUMNS if c in per.columns]).merge(meta, on="model", how="left")
+    ed = layers.drop_duplicates(["model", "layer"]).set_index(["model", "layer"])["effective_dim"]
+    out = {"per_subject": per}
+
+    wide = per.pivot_table(index="model", columns="metric", values="score", aggfunc="mean")
+    ev = per.pivot_table(index="model", columns="metric", values="explainable_variance", aggfunc="mean")
+    models = wide.join(ev.add_prefix("ev_"))
+    v = per[per["metric"] == "versa"]
+    models["effective_dim"] = [
+        np.nanmean([ed.get((m, layer), np.nan) for layer in v.loc[v["model"] == m, "selected_layer"]])
+        if (v["model"] == m).any() else np.nan
+        for m in models.index
+    ]
+    models = models.reset_index().merge(meta, on="model", how="left")
+    if "versa" in models:
+        models["rank"] = models["versa"].rank(ascending=False, method="first")
+    out["models"] = models
+
+    comparisons = []
+    for factor in ("arch_class", "trained"):
+        counts = models.groupby(factor)["model"].nunique() if factor in models else pd.Series(dtype=int)
+        if len(counts) < 2 or counts.min() < 2:
+            continue
+        for metric in ("crsa", "versa"):
+            res = controlled_comparison(per[per["metric"] == metric], factor, score="score",
+                                        subject="subject")
+            comparisons.append(res.assign(metric=metric, factor=factor, roi=roi))
+    out["comparisons"] = pd.concat(comparisons, ignore_index=True) if comparisons else pd.DataFrame()
+
+    ranked = models.dropna(subset=["versa"]).sort_values("versa", ascending=False)
+    if len(ranked) >= 4 * (n_breaks + 1):
+        br = breakpoints(ranked["versa"].to_numpy(), n_breaks,
+                         x=np.arange(1, len(ranked) + 1, dtype=float), seed=seed)
+        out["breakpoints"] = pd.DataFrame({"breakpoint": np.atleast_1d(br["breakpoints"]),
+                                           "ci_low": br["ci_low"], "ci_high": br["ci_high"],
+                                           "roi": roi, "n_models": len(ranked)})
+        out["_breaks"] = {"breakpoints": br["breakpoints"], "x": np.arange(1, len(ranked) + 1),
+                          "fitted": br["fitted"]}
+    else:
+        out["breakpoints"] = pd.DataFrame(columns=["breakpoint", "ci_low", "ci_high", "roi", "n_models"])
+        out["_breaks"] = None
+
+    correlations = []
+    for column in ("n_params", "top1", "effective_dim"):
+        if column in models and models[column].notna().sum() >= 3 and "versa" in models:
+            r = spearman_with(models, column, score="versa")
+            correlations.append({"property": column, "roi": roi, **r})
+    out["correlations"] = pd.DataFrame(correlations)
+
+    for metric in ("crsa", "versa"):
+        rdms = {}
+        for model, per_key in selected_rdms.items():
+            stack = [rdm for (subject, r, m), rdm in per_key.items() if r == roi and m == metric]
+            if stack:
+                rdms[model] = np.mean(stack, axis=0)
+        if len(rdms) >= 3:
+            sim = model_rsm_similarity(rdms)
+            out[f"similarity_{metric}"] = sim
+            out[f"mds_{metric}"] = classical_mds(1.0 - sim, n_components=2)
+    return out

@@ -19,5 +19,6 @@ rule nsd_brain:
     params:
         nsd=cfg("nsd"),
         split=cfg("conwell2024", "split"),
+        seed=cfg("seed"),
     script:
         "../scripts/nsd_brain.py"

@@ -45,7 +45,10 @@ if cfg("models", "skip_missing_checkpoints"):
         MODEL_TABLE, MODELS, checkpoint_dir=cfg("models", "checkpoint_dir")
     )
     for _name, _path in _missing.items():
-        print(f"brainalign: skipping model {_name}: checkpoint {_path} not found", file=sys.stderr)
+        print(
+            f"brainalign: skipping model {_name}: checkpoint {_path} not found",
+            file=sys.stderr,
+        )
     if not MODELS:
         raise ValueError(
             "config key models.use: every listed model was skipped for a missing checkpoint."
@@ -99,4 +102,9 @@ def all_outputs():
         results(PAPER, "figures", "model_comparison.png"),
     ]
     outs += [results(PAPER, "figures", f"layer_profiles_{m}.png") for m in MODELS]
+    if cfg("survey", "enabled"):
+        outs += [
+            results(PAPER, "figures", f"survey_{name}.png")
+            for name in ("architecture", "ranking", "model_similarity")
+        ]
     return outs

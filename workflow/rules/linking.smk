@@ -8,6 +8,7 @@ rule score_conwell:
     output:
         scores=scores_parquet(),
         voxel_r=results(PAPER, "scores", "{model}_voxel_r.h5"),
+        selected_rdms=results(PAPER, "scores", "{model}_selected_rdms.h5"),
     log:
         log(PAPER, "score", "{model}.log"),
     benchmark:

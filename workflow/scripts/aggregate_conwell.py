@@ -15,6 +15,7 @@ with rule_log(sm):
         brain = read_brain(path)
         for roi, d in brain["rois"].items():
             ceilings.append({"subject": brain["subject"], "roi": roi, "ceiling": d["ceiling"],
+                             "ceiling_split_half": d.get("ceiling_split_half"),
                              "reliability": d["reliability"], "n_voxels": d["responses"].shape[1],
                              "method": d.get("ceiling_method", "")})
     ceilings = pd.DataFrame(ceilings)

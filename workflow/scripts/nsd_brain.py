@@ -4,7 +4,7 @@ from _bootstrap import rule_log
 from brainalign.artifacts import write_brain
 from brainalign.io.nsd import load_nsd_subject, nsd_root_from_design
 from brainalign.linking import split_train_test
-from brainalign.noise_ceiling import split_half_ceiling
+from brainalign.noise_ceiling import gsn_ceiling, split_half_ceiling
 
 sm = snakemake
 with rule_log(sm):
@@ -19,11 +19,14 @@ with rule_log(sm):
     rois = {}
     for roi in nsd["rois"]:
         # the ceiling of the test-image RSM: the RSM every reported score is computed on
-        nc = split_half_ceiling(data.repetitions[roi][:, test])
+        reps = data.repetitions[roi][:, test]
+        sb = split_half_ceiling(reps)
+        gsn = gsn_ceiling(reps, seed=sm.params.seed)
         rois[roi] = {"responses": data.responses[roi], "voxel_ijk": data.voxel_ijk[roi],
-                     "ceiling": nc["ceiling"], "reliability": nc["reliability"],
-                     "n_reps": nc["n_reps"], "ceiling_method": "split-half, Spearman-Brown"}
-        print(f"subj{sm.wildcards.subject} {roi}: {data.responses[roi].shape[1]} voxels, "
-              f"noise ceiling r = {nc['ceiling']:.3f}")
+                     "ceiling": gsn["ceiling"], "ceiling_split_half": sb["ceiling"],
+                     "reliability": sb["reliability"], "n_reps": sb["n_reps"],
+                     "ceiling_method": "gsn-like (generative signal + noise model)"}
+        print(f"subj{sm.wildcards.subject} {roi}: {data.responses[roi].shape[1]} voxels, noise ceiling "
+              f"r = {gsn['ceiling']:.3f} (GSN-like), {sb['ceiling']:.3f} (split-half Spearman-Brown)")
     write_brain(sm.output.brain, dataset="nsd", subject=sm.wildcards.subject,
                 stimulus_ids=data.image_ids, rois=rois)

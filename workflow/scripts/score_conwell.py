@@ -4,7 +4,7 @@ import h5py
 from tqdm import tqdm
 
 from _bootstrap import rule_log
-from brainalign.artifacts import read_brain, write_table
+from brainalign.artifacts import read_brain, write_selected_rdms, write_table
 from brainalign.linking import BrainTarget, LayerFeatures, alpha_grid, score_layers
 from brainalign.models.extraction import feature_layers, read_feature_ids, read_layer
 from brainalign.utils import atomic_path, check_ids_match
@@ -30,7 +30,7 @@ with rule_log(sm):
                                 raw=d["raw"])
 
     with tqdm(total=len(layer_info), desc=f"{sm.wildcards.model}: layers") as bar:
-        scores, voxel_r = score_layers(
+        scores, voxel_r, selected_rdms = score_layers(
             sm.wildcards.model, layers(), targets, split=opts["split"],
             alphas=alpha_grid(opts["alphas"]), scoring=opts["scoring"], compare=opts["compare"],
             standardize=opts["standardize_features"], n_targets_batch=opts["n_targets_batch"],
@@ -44,3 +44,4 @@ with rule_log(sm):
         for (subject, roi), per_layer in voxel_r.items():
             for layer, r in per_layer.items():
                 f.create_dataset(f"subj{subject}/{roi}/{layer}", data=r)
+    write_selected_rdms(sm.output.selected_rdms, sm.wildcards.model, selected_rdms)

@@ -1,0 +1,69 @@
+"""survey_tables: the workflow's survey summary built from tidy selected-layer tables."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brainalign.survey import classical_mds, controlled_comparison, model_rsm_similarity, survey_tables
+
+
+@pytest.fixture
+def survey():
+    rng = np.random.default_rng(0)
+    models = [f"cnn{i}" for i in range(7)] + [f"vit{i}" for i in range(6)]
+    meta = pd.DataFrame({"model": models, "arch_class": ["CNN"] * 7 + ["transformer"] * 6,
+                         "trained": [False] * 13, "n_params": rng.integers(1e6, 1e8, 13),
+                         "top1": np.nan})
+    rows, layers, rdms = [], [], {}
+    base = rng.standard_normal(45)
+    for k, m in enumerate(models):
+        effect = 0.1 if m.startswith("cnn") else 0.0
+        rdms[m] = {}
+        for s in ("01", "02", "03"):
+            for metric, level in (("crsa", 0.4), ("versa", 0.7)):
+                rows.append({"model": m, "subject": s, "roi": "OTC", "metric": metric, "selected_layer": "l1",
+                             "score": level + effect + 0.01 * rng.standard_normal() - 0.005 * k,
+                             "ceiling": 0.9, "explainable_variance": 0.5})
+                rdms[m][(s, "OTC", metric)] = base + 0.5 * rng.standard_normal(45)
+        layers.append({"model": m, "layer": "l1", "effective_dim": 3.0 + k})
+    return pd.DataFrame(rows), pd.DataFrame(layers), meta, rdms
+
+
+def test_survey_tables(survey):
+    selected, layers, meta, rdms = survey
+    out = survey_tables(selected, layers, meta, rdms, roi="OTC", n_breaks=2)
+    models = out["models"].set_index("model")
+    assert len(models) == 13
+    expected = selected[selected.metric == "versa"].groupby("model")["score"].mean()
+    np.testing.assert_allclose(models.loc[expected.index, "versa"], expected)
+    assert models.loc["cnn3", "effective_dim"] == 6.0
+    assert models["rank"].min() == 1 and models["rank"].max() == 13
+    # the controlled comparison is statsmodels' OLS on the same rows
+    comp = out["comparisons"]
+    row = comp[(comp.metric == "versa") & (comp.factor == "arch_class")].iloc[0]
+    per = out["per_subject"]
+    direct = controlled_comparison(per[per.metric == "versa"], "arch_class")
+    assert row["beta"] == pytest.approx(direct["beta"].iloc[0])
+    assert row["beta"] < -0.05  # transformers planted 0.1 lower
+    assert len(out["breakpoints"]) == 2
+    assert set(out["correlations"]["property"]) == {"n_params", "effective_dim"}
+    sim = out["similarity_versa"]
+    mean_rdms = {m: np.mean([v for (s, r, me), v in d.items() if me == "versa"], axis=0) for m, d in rdms.items()}
+    pd.testing.assert_frame_equal(sim, model_rsm_similarity(mean_rdms))
+    pd.testing.assert_frame_equal(out["mds_versa"], classical_mds(1.0 - sim, n_components=2))
+
+
+def test_survey_tables_small_survey_skips_what_it_cannot_estimate(survey):
+    selected, layers, meta, rdms = survey
+    keep = ["cnn0", "cnn1", "vit0"]
+    out = survey_tables(selected[selected.model.isin(keep)], layers, meta,
+                        {m: rdms[m] for m in keep}, roi="OTC")
+    assert out["comparisons"].empty  # one transformer only
+    assert out["breakpoints"].empty and out["_breaks"] is None
+    assert "similarity_crsa" in out
+
+
+def test_survey_tables_unknown_roi(survey):
+    selected, layers, meta, rdms = survey
+    with pytest.raises(ValueError, match="EVC"):
+        survey_tables(selected, layers, meta, rdms, roi="EVC")
