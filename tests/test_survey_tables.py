@@ -48,7 +48,8 @@ def test_survey_tables(survey):
     assert len(out["breakpoints"]) == 2
     assert set(out["correlations"]["property"]) == {"n_params", "effective_dim"}
     sim = out["similarity_versa"]
-    mean_rdms = {m: np.mean([v for (s, r, me), v in d.items() if me == "versa"], axis=0) for m, d in rdms.items()}
+    mean_rdms = {m: np.mean([v for (_, _, me), v in d.items() if me == "versa"], axis=0)
+                 for m, d in rdms.items()}
     pd.testing.assert_frame_equal(sim, model_rsm_similarity(mean_rdms))
     pd.testing.assert_frame_equal(out["mds_versa"], classical_mds(1.0 - sim, n_components=2))
 

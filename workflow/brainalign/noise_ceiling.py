@@ -84,17 +84,7 @@ def split_half_ceiling(reps, *, rdm_metric: str = "pearson", compare: str = "pea
     """
     check_option("rdm_metric", rdm_metric, _METHODS)
     check_option("compare", compare, _METHODS)
-    reps = np.asarray(reps)
-    if reps.ndim != 3 or reps.shape[0] < 2 or reps.shape[1] < 3 or reps.shape[2] < 2:
-        raise InputError(
-            f"reps has shape {reps.shape}; expected (n_reps >= 2, n_images >= 3, "
-            "n_voxels >= 2)."
-        )
-    if reps.dtype.kind not in "iuf":
-        raise InputError(f"reps has dtype {reps.dtype}; expected real numbers.")
-    reps = reps.astype(np.float64)
-    if not np.all(np.isfinite(reps)):
-        raise InputError("reps holds NaN or inf; expected finite responses.")
+    reps = _check_reps(reps)
     k = reps.shape[0]
 
     rsm = _upper_triangles(_rsms(reps, rdm_metric))  # (k, n_pairs)

@@ -37,6 +37,15 @@ def _ceiling_band(ax, ceilings: pd.DataFrame, roi: str) -> None:
         ax.axhline(np.nanmean(c), color="0.6", lw=1, zorder=0)
 
 
+def _explainable_variance_axis(ax, ceilings: pd.DataFrame, roi: str) -> None:
+    """Right-hand axis in explainable variance explained: score^2 / (mean ceiling)^2."""
+    c = ceilings.loc[ceilings["roi"] == roi, "ceiling"].mean()
+    if np.isfinite(c) and c > 0:
+        sec = ax.secondary_yaxis("right", functions=(lambda r: np.sign(r) * r**2 / c**2,
+                                                     lambda v: np.sign(v) * np.sqrt(np.abs(v)) * c))
+        sec.set_ylabel("explainable variance explained", fontsize=8)
+
+
 def plot_layer_profiles(layers: pd.DataFrame, selected: pd.DataFrame, ceilings: pd.DataFrame,
                         model: str, planted: dict | None = None, metrics=("crsa", "versa")):
     """Per-layer cRSA/veRSA profiles for one model, one panel per ROI.
@@ -122,11 +131,7 @@ def plot_model_comparison(selected: pd.DataFrame, ceilings: pd.DataFrame, metric
         ax.set_xticklabels(models, rotation=30, ha="right")
         ax.set_title(roi)
         ax.axhline(0, color="0.3", lw=0.5)
-        c = ceilings.loc[ceilings["roi"] == roi, "ceiling"].mean()
-        if np.isfinite(c) and c > 0:
-            sec = ax.secondary_yaxis("right", functions=(lambda r, c=c: np.sign(r) * r**2 / c**2,
-                                                         lambda v, c=c: np.sign(v) * np.sqrt(np.abs(v)) * c))
-            sec.set_ylabel("explainable variance explained", fontsize=8)
+        _explainable_variance_axis(ax, ceilings, roi)
     axes[0, 0].set_ylabel("score of selected layer (test, Pearson r)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=8, frameon=False, loc="upper center",
@@ -188,11 +193,7 @@ def plot_architecture_comparison(per_subject: pd.DataFrame, ceilings: pd.DataFra
     ax.set_xlim(-0.7, len(models) - 0.3)
     ax.set_ylabel(f"{roi} score of selected layer (test, Pearson r)")
     ax.axhline(0, color="0.3", lw=0.5)
-    c = ceilings.loc[ceilings["roi"] == roi, "ceiling"].mean()
-    if np.isfinite(c) and c > 0:
-        sec = ax.secondary_yaxis("right", functions=(lambda r, c=c: np.sign(r) * r**2 / c**2,
-                                                     lambda v, c=c: np.sign(v) * np.sqrt(np.abs(v)) * c))
-        sec.set_ylabel("explainable variance explained", fontsize=8)
+    _explainable_variance_axis(ax, ceilings, roi)
     handles = [plt.Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="k", label="cRSA"),
                plt.Rectangle((0, 0), 1, 1, facecolor="0.5", edgecolor="k", label="veRSA")]
     handles += [plt.Rectangle((0, 0), 1, 1, color=_class_color(k), alpha=0.5, label=k)

@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import rankdata
 
-from brainalign.io.fmri import check_finite_in_mask
+from brainalign.io.fmri import check_finite_in_mask, write_nifti
 from brainalign.rdm import COMPARE_METHODS, RDM_METRICS, n_pairs
 from brainalign.utils import InputError, atomic_path, check_option
 
@@ -585,9 +585,7 @@ def save_map(map_, affine, path) -> Path:
     NaN (outside the mask) is kept. ``path`` must end in ``.nii`` or ``.nii.gz``. The
     array's float dtype is kept (integers are written as float64). Returns ``path``.
     """
-    import gzip
 
-    import nibabel as nib
 
     path = Path(path)
     if not (path.name.endswith(".nii") or path.name.endswith(".nii.gz")):
@@ -602,15 +600,7 @@ def save_map(map_, affine, path) -> Path:
     affine = np.asarray(affine, dtype=np.float64)
     if affine.shape != (4, 4):
         raise ValueError(f"save_map: affine must be 4x4, got shape {affine.shape}.")
-    img = nib.Nifti1Image(np.ascontiguousarray(data), affine)
-    img.header.set_xyzt_units("mm")
-    payload = img.to_bytes()
-    with atomic_path(path) as tmp:
-        if path.name.endswith(".gz"):
-            with gzip.open(tmp, "wb") as f:
-                f.write(payload)
-        else:
-            tmp.write_bytes(payload)
+    write_nifti(path, data, affine)
     return path
 
 

@@ -396,7 +396,8 @@ def roi_rdm(volumes, mask, localizer=None, n_voxels: int | None = 100, *, metric
     return compute_rdm(roi_patterns(volumes, mask, localizer, n_voxels), metric)
 
 
-def _write_nifti(path: Path, data: np.ndarray, affine: np.ndarray) -> None:
+def write_nifti(path: Path, data: np.ndarray, affine: np.ndarray) -> None:
+    """Write ``data`` as a NIfTI (``.nii`` or ``.nii.gz``) atomically, units mm."""
     import nibabel as nib
 
     img = nib.Nifti1Image(np.ascontiguousarray(data), affine)
@@ -460,11 +461,11 @@ def write_synthetic_condition_volumes(
     out: dict = {"mask": None, "localizer": None}
     if four_d:
         out["volumes"] = directory / "conditions.nii.gz"
-        _write_nifti(out["volumes"], np.moveaxis(volumes, 0, -1), affine)
+        write_nifti(out["volumes"], np.moveaxis(volumes, 0, -1), affine)
     else:
         out["volumes"] = [directory / f"cond-{cid}.nii.gz" for cid in conditions]
         for path, vol in zip(out["volumes"], volumes, strict=True):
-            _write_nifti(path, vol, affine)
+            write_nifti(path, vol, affine)
     for key, arr, dtype in (("mask", mask, np.uint8), ("localizer", localizer, None)):
         if arr is None:
             continue
@@ -473,5 +474,5 @@ def write_synthetic_condition_volumes(
             raise InputError(f"{key} has shape {arr.shape}; the volumes' grid is {volumes.shape[1:]}.")
         arr = (arr != 0).astype(np.uint8) if dtype is np.uint8 else arr.astype(np.float64)
         out[key] = directory / f"{key}.nii.gz"
-        _write_nifti(out[key], arr, affine)
+        write_nifti(out[key], arr, affine)
     return out
