@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from brainalign.io.nsd import nsd_paths
 from brainalign.utils import InputError
 
 __all__ = ["check_nsd_root"]
@@ -25,14 +26,13 @@ def check_nsd_root(root, *, demo: bool, subjects) -> None:
                 "to analyse real data at that path."
             )
         return
-    design = root / "nsddata" / "experiments" / "nsd" / "nsd_expdesign.mat"
+    design = nsd_paths(root, 1)["design"]
     if not design.exists():
         raise InputError(
             f"config key nsd.root: {root} does not contain nsddata/experiments/nsd/nsd_expdesign.mat. "
             "Point nsd.root at your NSD copy (see README, 'Real data') or set demo.enabled: true."
         )
     for s in subjects:
-        betas = (root / "nsddata_betas" / "ppdata" / f"subj{int(s):02d}" / "func1pt8mm"
-                 / "betas_fithrf_GLMdenoise_RR")
+        betas = nsd_paths(root, int(s))["betas_dir"]
         if not betas.is_dir():
             raise InputError(f"config key nsd.subjects lists {s}, but {betas} does not exist.")

@@ -39,6 +39,7 @@ import pandas as pd
 
 from brainalign.encoding import RidgeGCV, pearson_columns
 from brainalign.rdm import compare_rdms, compute_rdm, pearson_rdm_from_projection
+from brainalign.survey import effective_dimensionality
 from brainalign.utils import InputError, check_finite, check_option
 
 __all__ = [
@@ -252,8 +253,6 @@ def score_layers(
         (subject, roi, metric) -> (layer selected on train, its test RDM): the layer's
         own RDM for cRSA, the predicted-response RDM for veRSA (for model-to-model RSA).
     """
-    from brainalign.survey import effective_dimensionality
-
     if not targets:
         raise InputError("No brain targets to score against.")
     n = targets[0].responses.shape[0]

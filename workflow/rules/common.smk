@@ -12,6 +12,7 @@ from brainalign.models.registry import (  # noqa: E402
     split_available,
 )
 from brainalign.checks import check_nsd_root  # noqa: E402
+from brainalign.io.nsd import nsd_paths  # noqa: E402
 
 PAPER = "conwell2024"
 STIMSET = "nsd_shared"
@@ -35,7 +36,7 @@ def cfg(*keys):
 
 
 NSD_ROOT = Path(cfg("nsd", "root"))
-NSD_DESIGN = str(NSD_ROOT / "nsddata" / "experiments" / "nsd" / "nsd_expdesign.mat")
+NSD_DESIGN = str(nsd_paths(NSD_ROOT, 1)["design"])
 SUBJECTS = [f"{s:02d}" for s in cfg("nsd", "subjects")]
 # --- start-up checks: fail before any job runs, naming the config key -------------------
 MODEL_TABLE = read_model_table(cfg("models", "table"))

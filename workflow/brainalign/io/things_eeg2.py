@@ -98,17 +98,18 @@ def _subject_dir(subject) -> str:
 # --------------------------------------------------------------------------- safe loading
 
 
-def load_pickled_dict(path, data_root) -> dict:
+def load_pickled_dict(path, data_root, required=()) -> dict:
     """``np.load(path, allow_pickle=True).item()``, only for a file inside ``data_root``.
 
     ``path`` and ``data_root`` are resolved (symlinks and ``..`` followed) first; a file
     that resolves outside ``data_root`` is refused, because unpickling executes code.
+    Every key in ``required`` must be present.
 
     Raises
     ------
     InputError
         ``data_root`` missing, ``path`` outside it or missing, not a ``.npy`` file, or not
-        a pickled dict.
+        a pickled dict, or a required key missing.
     """
     root = Path(data_root)
     if not root.is_dir():
@@ -133,7 +134,14 @@ def load_pickled_dict(path, data_root) -> dict:
         what = type(obj).__name__ if not isinstance(obj, np.ndarray) else \
             f"array of {obj.dtype} with shape {obj.shape}"
         raise InputError(f"{path}: holds a {what}; expected a pickled dict (a 0-d object array).")
-    return obj.item()
+    out = obj.item()
+    missing = [k for k in required if k not in out]
+    if missing:
+        raise InputError(
+            f"{path}: missing keys {', '.join(missing)}; expected {', '.join(required)} "
+            f"(found {', '.join(map(str, out))})."
+        )
+    return out
 
 
 # --------------------------------------------------------------------------- metadata
@@ -149,13 +157,7 @@ def load_image_metadata(data_root) -> dict[str, np.ndarray]:
     (its file is ``<split>_images/<concept>/<file>``).
     """
     path = things_eeg2_paths(data_root)["metadata"]
-    meta = load_pickled_dict(path, data_root)
-    missing = [k for k in _META_KEYS if k not in meta]
-    if missing:
-        raise InputError(
-            f"{path}: missing keys {', '.join(missing)}; expected {', '.join(_META_KEYS)} "
-            f"(found {', '.join(map(str, meta))})."
-        )
+    meta = load_pickled_dict(path, data_root, required=_META_KEYS)
     out = {}
     for key in _META_KEYS:
         arr = np.asarray(meta[key])
@@ -230,13 +232,7 @@ def load_things_eeg2(
     concepts = meta[f"{prefix}_img_concepts"]
 
     path = paths[f"eeg/{split}"]
-    raw = load_pickled_dict(path, data_root)
-    missing = [k for k in _DATA_KEYS if k not in raw]
-    if missing:
-        raise InputError(
-            f"{path}: missing keys {', '.join(missing)}; expected {', '.join(_DATA_KEYS)} "
-            f"(found {', '.join(map(str, raw))})."
-        )
+    raw = load_pickled_dict(path, data_root, required=_DATA_KEYS)
     data = np.asarray(raw["preprocessed_eeg_data"])
     ch_names = np.asarray(raw["ch_names"]).astype(str)
     times = np.asarray(raw["times"], dtype=np.float64)
