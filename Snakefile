@@ -24,6 +24,10 @@ include: "workflow/rules/brain.smk"
 include: "workflow/rules/linking.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/survey.smk"
+include: "workflow/rules/decoding.smk"
+include: "workflow/rules/cichy2016.smk"
+include: "workflow/rules/training.smk"
+include: "workflow/rules/lu2025.smk"
 
 
 rule all:

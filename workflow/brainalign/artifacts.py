@@ -19,6 +19,14 @@ module holds the other two artifact kinds (ARCHITECTURE.md "Data flow"):
                                     train (attr ``layer``); cRSA: the layer's RDM,
                                     veRSA: the RDM of the predicted responses
 
+``decoding/{dataset}/sub-{subject}.h5``::
+
+    attrs: dataset, subject, classifier, trials_per_group, n_permutations, seed
+    /accuracy       (n_times, n_pairs) float32, pairwise decoding accuracy (chance 0.5) in
+                    condensed (pdist) pair order: the time-resolved RDMs of Cichy et al. 2016
+    /times          (n_times,) seconds
+    /conditions     (n_conditions,) utf-8 condition ids, the order of the pairs
+
 Tables are written atomically (parquet or csv chosen by the suffix).
 """
 
@@ -37,6 +45,8 @@ __all__ = [
     "read_brain",
     "write_selected_rdms",
     "read_selected_rdms",
+    "write_decoding_rdms",
+    "read_decoding_rdms",
     "write_table",
     "read_table",
     "as_str_ids",
@@ -119,6 +129,39 @@ def read_selected_rdms(path) -> tuple[str, dict]:
                 for metric in f[subj][roi]:
                     out[(subj.removeprefix("subj"), roi, metric)] = f[subj][roi][metric][()]
         return str(f.attrs["model"]), out
+
+
+def write_decoding_rdms(path, *, dataset: str, subject: str, accuracy, times, conditions,
+                        **attrs) -> None:
+    """Write one subject's time-resolved decoding RDMs (see the module docstring)."""
+    acc = np.asarray(accuracy, dtype=np.float32)
+    times = np.asarray(times, dtype=np.float64)
+    conds = as_str_ids(conditions)
+    n_pairs = len(conds) * (len(conds) - 1) // 2
+    if acc.shape != (len(times), n_pairs):
+        raise InputError(f"decoding RDMs have shape {acc.shape}; expected ({len(times)}, {n_pairs}) "
+                         f"for {len(times)} time points and {len(conds)} conditions.")
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["dataset"] = dataset
+        f.attrs["subject"] = str(subject)
+        for key, value in attrs.items():
+            f.attrs[key] = value
+        f.create_dataset("accuracy", data=acc)
+        f.create_dataset("times", data=times)
+        f.create_dataset("conditions", data=conds, dtype=_STR)
+
+
+def read_decoding_rdms(path) -> dict:
+    """Read a decoding-RDM file -> dict(accuracy, times, conditions, attrs...)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"Decoding-RDM file {path} does not exist.")
+    with h5py.File(path, "r") as f:
+        out = {k: f.attrs[k] for k in f.attrs}
+        out["accuracy"] = f["accuracy"][()]
+        out["times"] = f["times"][()]
+        out["conditions"] = as_str_ids(f["conditions"][()])
+    return out
 
 
 def write_table(df: pd.DataFrame, path) -> None:

@@ -55,8 +55,11 @@ if cfg("models", "skip_missing_checkpoints"):
             "config key models.use: every listed model was skipped for a missing checkpoint."
         )
 check_models(MODEL_TABLE, MODELS, checkpoint_dir=cfg("models", "checkpoint_dir"))
-check_nsd_root(NSD_ROOT, demo=cfg("demo", "enabled"), subjects=cfg("nsd", "subjects"))
-if cfg("demo", "enabled"):
+if cfg("conwell2024", "enabled"):
+    check_nsd_root(
+        NSD_ROOT, demo=cfg("demo", "enabled"), subjects=cfg("nsd", "subjects")
+    )
+if cfg("demo", "enabled") and cfg("conwell2024", "enabled"):
     missing = set(cfg("nsd", "subjects")) - set(cfg("demo", "subjects"))
     if missing:
         raise ValueError(
@@ -97,15 +100,15 @@ def extraction_resources():
     return 1 if str(cfg("extraction", "device")).startswith("cuda") else 0
 
 
+# Final outputs per paper: each paper's rule file registers a function returning its targets.
+# `rule all` asks for those of every paper whose `<paper>.enabled` is true.
+PAPER_TARGETS = {}
+
+
 def all_outputs():
-    outs = [
-        results(PAPER, "tables", "selected_layers.csv"),
-        results(PAPER, "figures", "model_comparison.png"),
+    return [
+        path
+        for paper, targets in PAPER_TARGETS.items()
+        if cfg(paper, "enabled")
+        for path in targets()
     ]
-    outs += [results(PAPER, "figures", f"layer_profiles_{m}.png") for m in MODELS]
-    if cfg("survey", "enabled"):
-        outs += [
-            results(PAPER, "figures", f"survey_{name}.png")
-            for name in ("architecture", "ranking", "model_similarity")
-        ]
-    return outs

@@ -1,0 +1,3 @@
+# Cichy et al. 2016: MEG decoding RSA, fMRI ROI and searchlight RSA, statistics and figures.
+
+DECODING_SECTION["meg"] = "cichy2016"

@@ -1,0 +1,47 @@
+# Time-resolved pairwise decoding RDMs (Cichy et al. 2016), shared by every M/EEG dataset:
+# MEG of Cichy 2016 and THINGS-EEG2 of Lu & Wang 2025. Each paper's rule file writes the
+# epochs as results/brain/{dataset}/sub-{subject}_epochs.npz (brainalign.io.meg array
+# format: conditions x trials x channels x times) and names the config section holding
+# the decoding options in DECODING_SECTION[dataset].
+
+DECODING_SECTION = {}
+
+
+def decoding_opts(wildcards):
+    return cfg(DECODING_SECTION[wildcards.dataset], "decoding")
+
+
+def decoding_gpus(wildcards):
+    device = str(cfg(DECODING_SECTION[wildcards.dataset], "decoding", "device"))
+    return 1 if device.startswith("cuda") else 0
+
+
+def epochs_npz(dataset="{dataset}", subject="{subject}"):
+    return results("brain", dataset, f"sub-{subject}_epochs.npz")
+
+
+def decoding_h5(dataset="{dataset}", subject="{subject}"):
+    return results("decoding", dataset, f"sub-{subject}.h5")
+
+
+rule decoding_rdms:
+    input:
+        epochs=epochs_npz(),
+    output:
+        rdms=decoding_h5(),
+    log:
+        log("decoding", "{dataset}_sub-{subject}.log"),
+    benchmark:
+        bench("decoding", "{dataset}_sub-{subject}.tsv")
+    conda:
+        "../../envs/core.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=120,
+        gpu=decoding_gpus,
+    params:
+        decoding=decoding_opts,
+        seed=cfg("seed"),
+    script:
+        "../scripts/decoding_rdms.py"
