@@ -1,35 +1,23 @@
 """Workflow tests: lint, dry-runs of every config, start-up errors, and the full demo run."""
 
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from conftest import copy_workflow, run_snakemake, skip_unless_ran
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
-def _copy_workflow(dest: Path) -> Path:
-    for name in ("Snakefile", "workflow", "config", "envs", "profiles"):
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, dest / name)
-    return dest
-
-
-def _run(args, cwd, timeout=600):
-    return subprocess.run(SNAKEMAKE + args, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+_run = run_snakemake
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    return _copy_workflow(tmp_path_factory.mktemp("wf"))
+    return copy_workflow(tmp_path_factory.mktemp("wf"))
 
 
 def test_lint_is_clean(workdir):
@@ -111,10 +99,9 @@ def test_bad_config_fails_at_start(workdir, tmp_path, override, message):
 
 
 @pytest.mark.slow
-def test_demo_recovers_planted_answer(tmp_path):
-    wd = _copy_workflow(tmp_path)
-    res = _run(["--cores", "2"], wd, timeout=1500)
-    assert res.returncode == 0, (res.stdout + res.stderr)[-5000:]
+def test_demo_recovers_planted_answer(demo_run):
+    wd = demo_run
+    skip_unless_ran(wd, "conwell2024")
     selected = pd.read_csv(wd / "results/conwell2024/tables/selected_layers.csv")
     truth = yaml.safe_load((wd / "resources/demo/nsd/truth.json").read_text())
     gt = selected[selected["model"] == "gtnet"]

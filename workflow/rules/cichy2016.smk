@@ -1,3 +1,1 @@
 # Cichy et al. 2016: MEG decoding RSA, fMRI ROI and searchlight RSA, statistics and figures.
-
-DECODING_SECTION["meg"] = "cichy2016"

@@ -100,9 +100,44 @@ def extraction_resources():
     return 1 if str(cfg("extraction", "device")).startswith("cuda") else 0
 
 
-# Final outputs per paper: each paper's rule file registers a function returning its targets.
-# `rule all` asks for those of every paper whose `<paper>.enabled` is true.
-PAPER_TARGETS = {}
+# --- decoding (decoding.smk) ----------------------------------------------------------
+# M/EEG dataset -> config section with its `decoding` options (rule decoding_rdms)
+DECODING_SECTION = {"meg": "cichy2016", "things_eeg2": "lu2025"}
+
+
+def decoding_opts(wildcards):
+    return cfg(DECODING_SECTION[wildcards.dataset], "decoding")
+
+
+def decoding_gpus(wildcards):
+    device = str(cfg(DECODING_SECTION[wildcards.dataset], "decoding", "device"))
+    return 1 if device.startswith("cuda") else 0
+
+
+def epochs_npz(dataset="{dataset}", subject="{subject}"):
+    return results("brain", dataset, f"sub-{subject}_epochs.npz")
+
+
+def decoding_h5(dataset="{dataset}", subject="{subject}"):
+    return results("decoding", dataset, f"sub-{subject}.h5")
+
+
+# --- final outputs per paper: `rule all` asks for those of every enabled paper ---------
+def conwell_outputs():
+    outs = [
+        results(PAPER, "tables", "selected_layers.csv"),
+        results(PAPER, "figures", "model_comparison.png"),
+    ]
+    outs += [results(PAPER, "figures", f"layer_profiles_{m}.png") for m in MODELS]
+    if cfg("survey", "enabled"):
+        outs += [
+            results(PAPER, "figures", f"survey_{name}.png")
+            for name in ("architecture", "ranking", "model_similarity")
+        ]
+    return outs
+
+
+PAPER_TARGETS = {"conwell2024": conwell_outputs}
 
 
 def all_outputs():

@@ -2,26 +2,7 @@
 # MEG of Cichy 2016 and THINGS-EEG2 of Lu & Wang 2025. Each paper's rule file writes the
 # epochs as results/brain/{dataset}/sub-{subject}_epochs.npz (brainalign.io.meg array
 # format: conditions x trials x channels x times) and names the config section holding
-# the decoding options in DECODING_SECTION[dataset].
-
-DECODING_SECTION = {}
-
-
-def decoding_opts(wildcards):
-    return cfg(DECODING_SECTION[wildcards.dataset], "decoding")
-
-
-def decoding_gpus(wildcards):
-    device = str(cfg(DECODING_SECTION[wildcards.dataset], "decoding", "device"))
-    return 1 if device.startswith("cuda") else 0
-
-
-def epochs_npz(dataset="{dataset}", subject="{subject}"):
-    return results("brain", dataset, f"sub-{subject}_epochs.npz")
-
-
-def decoding_h5(dataset="{dataset}", subject="{subject}"):
-    return results("decoding", dataset, f"sub-{subject}.h5")
+# the decoding options in DECODING_SECTION[dataset] (common.smk).
 
 
 rule decoding_rdms:

@@ -1,23 +1,6 @@
 # Figures of the Conwell 2024 analysis, with captions for `snakemake --report`.
 
 
-def conwell_outputs():
-    outs = [
-        results(PAPER, "tables", "selected_layers.csv"),
-        results(PAPER, "figures", "model_comparison.png"),
-    ]
-    outs += [results(PAPER, "figures", f"layer_profiles_{m}.png") for m in MODELS]
-    if cfg("survey", "enabled"):
-        outs += [
-            results(PAPER, "figures", f"survey_{name}.png")
-            for name in ("architecture", "ranking", "model_similarity")
-        ]
-    return outs
-
-
-PAPER_TARGETS["conwell2024"] = conwell_outputs
-
-
 rule plot_layer_profiles:
     input:
         layers=rules.aggregate_conwell.output.layers,

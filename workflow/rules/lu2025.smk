@@ -1,3 +1,1 @@
 # Lu & Wang 2025 (ReAlnet-fMRI): CORnet-S aligned to fMRI, Shen/Horikawa/THINGS-EEG2 evaluation.
-
-DECODING_SECTION["things_eeg2"] = "lu2025"

@@ -1,0 +1,56 @@
+"""Shared fixtures: a copy of the workflow, and the default demo run once per test session."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+PAPERS = ("conwell2024", "cichy2016", "lu2025")
+
+
+def copy_workflow(dest: Path) -> Path:
+    """Copy what a user's checkout holds (no results, no demo resources) into ``dest``."""
+    for name in ("Snakefile", "workflow", "config", "envs", "profiles"):
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def run_snakemake(args, cwd, timeout=600):
+    return subprocess.run(SNAKEMAKE + args, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """The default demo (`snakemake --cores 2`), run once; returns the working directory.
+
+    ``BRAINALIGN_DEMO_PAPERS=cichy2016,lu2025`` runs only those papers' parts (for
+    development; tests of the other papers then skip).
+    """
+    wd = copy_workflow(tmp_path_factory.mktemp("demo"))
+    args = ["--cores", "2"]
+    only = os.environ.get("BRAINALIGN_DEMO_PAPERS")
+    if only:
+        wanted = {p.strip() for p in only.split(",") if p.strip()}
+        only_cfg = wd / "only_papers.yaml"
+        only_cfg.write_text("".join(f"{p}:\n  enabled: {str(p in wanted).lower()}\n" for p in PAPERS))
+        args += ["--configfile", str(only_cfg)]
+    res = run_snakemake(args, wd, timeout=2400)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-8000:]
+    wd.joinpath("demo_run.log").write_text(res.stdout + res.stderr)
+    return wd
+
+
+def skip_unless_ran(wd: Path, paper: str) -> None:
+    """Skip a demo test whose paper was left out with BRAINALIGN_DEMO_PAPERS."""
+    only = os.environ.get("BRAINALIGN_DEMO_PAPERS")
+    if only and paper not in {p.strip() for p in only.split(",")}:
+        pytest.skip(f"{paper} not in BRAINALIGN_DEMO_PAPERS={only}")
