@@ -96,6 +96,20 @@ def demo_truth():
     return str(NSD_ROOT / "truth.json") if cfg("demo", "enabled") else []
 
 
+def stimset_design(wildcards):
+    """The NSD design file for the NSD stimulus set (its images come from NSD), else nothing."""
+    return NSD_DESIGN if wildcards.stimset == STIMSET else []
+
+
+# Models whose weights a rule of this workflow trains: model name -> checkpoint path.
+# extract_features then waits for the training rule and loads that checkpoint.
+TRAINED_CHECKPOINTS = {}
+
+
+def workflow_checkpoint(wildcards):
+    return TRAINED_CHECKPOINTS.get(wildcards.model, [])
+
+
 def extraction_resources():
     return 1 if str(cfg("extraction", "device")).startswith("cuda") else 0
 

@@ -4,8 +4,9 @@
 rule extract_features:
     input:
         stimuli=results("stimuli", "{stimset}.tsv"),
-        design=NSD_DESIGN,
+        design=stimset_design,
         models=cfg("models", "table"),
+        checkpoint=workflow_checkpoint,
     output:
         features=features_h5(),
     log:

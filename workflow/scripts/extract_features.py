@@ -9,10 +9,12 @@ from brainalign.stimuli import load_stimulus_set
 sm = snakemake
 with rule_log(sm):
     opts = sm.params.extraction
-    ids, images = load_stimulus_set(sm.input.stimuli, nsd_root=nsd_root_from_design(sm.input.design))
+    nsd_root = nsd_root_from_design(sm.input.design) if sm.input.design else None
+    ids, images = load_stimulus_set(sm.input.stimuli, nsd_root=nsd_root)
     table = read_model_table(sm.input.models)
     model, transform = load_model(sm.wildcards.model, table, seed=sm.params.seed,
-                                  checkpoint_dir=sm.params.checkpoint_dir, device=opts["device"])
+                                  checkpoint_dir=sm.params.checkpoint_dir, device=opts["device"],
+                                  checkpoint=sm.input.checkpoint or None)
     kept = extract_features(
         model, transform, images, ids, sm.output.features,
         layers=opts["layers"], batch_size=opts["batch_size"], n_components=opts["n_components"],

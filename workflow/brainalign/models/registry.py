@@ -242,12 +242,12 @@ def _architecture_problem(source: str, architecture: str) -> str | None:
     return None
 
 
-def check_models(table, names, checkpoint_dir=None) -> pd.DataFrame:
+def check_models(table, names, checkpoint_dir=None, *, require_checkpoints: bool = True) -> pd.DataFrame:
     """Check that every model in ``names`` can be loaded; raise one :class:`InputError` if not.
 
     Reports, together: unknown model names (with close matches), architectures
-    their library does not know, and trained models whose checkpoint file is
-    missing (with the path looked at). Returns the table rows of ``names``.
+    their library does not know, and (with ``require_checkpoints``) trained models whose
+    checkpoint file is missing (with the path looked at). Returns the table rows of ``names``.
     """
     table = _as_table(table)
     if isinstance(names, str):
@@ -265,7 +265,7 @@ def check_models(table, names, checkpoint_dir=None) -> pd.DataFrame:
         why = _architecture_problem(row["source"], row["architecture"])
         if why:
             problems.append(f"model {name!r}: {why}")
-        if row["trained"]:
+        if row["trained"] and require_checkpoints:
             path = resolve_checkpoint(row["checkpoint"], checkpoint_dir)
             if not path.is_file():
                 problems.append(
@@ -304,19 +304,28 @@ def split_available(table, names, checkpoint_dir=None) -> tuple[list[str], dict[
 # --------------------------------------------------------------------------- loading
 
 
-def load_model(name: str, table, *, seed: int = 0, checkpoint_dir=None, device="cpu"):
+def load_model(name: str, table, *, seed: int = 0, checkpoint_dir=None, device="cpu", checkpoint=None):
     """Build model ``name`` of ``table`` (DataFrame or CSV path) -> ``(model.eval(), transform)``.
 
     ``transform`` maps a PIL RGB image to a ``(3, H, W)`` float tensor. Untrained
     timm/torchvision models are initialised under ``torch.manual_seed(seed)``
     (the global RNG state is restored afterwards), and so are untrained brainalign
     networks (``cornet_s``) except ``gtnet``, whose weights are fixed by ``GTNET_SEED``.
-    Trained models load their local checkpoint; nothing is downloaded.
+    Trained models load their local checkpoint; nothing is downloaded. ``checkpoint``
+    (a path) overrides the table's: weights trained by this workflow (e.g. the Cichy 2016
+    variants) are loaded from the training rule's output.
     """
     table = _as_table(table)
-    check_models(table, [name], checkpoint_dir)
-    row = table.loc[table["model"] == name].iloc[0]
-    checkpoint = resolve_checkpoint(row["checkpoint"], checkpoint_dir) if row["trained"] else None
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        if not checkpoint.is_file():
+            raise InputError(f"model {name!r}: checkpoint {str(checkpoint)!r} does not exist.")
+        check_models(table, [name], None, require_checkpoints=False)
+        row = table.loc[table["model"] == name].iloc[0]
+    else:
+        check_models(table, [name], checkpoint_dir)
+        row = table.loc[table["model"] == name].iloc[0]
+        checkpoint = resolve_checkpoint(row["checkpoint"], checkpoint_dir) if row["trained"] else None
     loader = _LOADERS[row["source"]]
     model, transform = loader(row["architecture"], checkpoint=checkpoint, seed=int(seed))
     return model.to(device).eval(), transform
