@@ -101,8 +101,8 @@ def stimset_design(wildcards):
     return NSD_DESIGN if wildcards.stimset == STIMSET else []
 
 
-# Models whose weights a rule of this workflow trains: model name -> checkpoint path.
-# extract_features then waits for the training rule and loads that checkpoint.
+# Models whose weights this workflow trains itself: model name -> checkpoint path.
+# extract_features then waits for the training job and loads that checkpoint.
 TRAINED_CHECKPOINTS = {}
 
 
@@ -115,7 +115,7 @@ def extraction_resources():
 
 
 # --- decoding (decoding.smk) ----------------------------------------------------------
-# M/EEG dataset -> config section with its `decoding` options (rule decoding_rdms)
+# M/EEG dataset -> config section with its `decoding` options (decoding_rdms)
 DECODING_SECTION = {"meg": "cichy2016", "things_eeg2": "lu2025"}
 
 
@@ -136,7 +136,7 @@ def decoding_h5(dataset="{dataset}", subject="{subject}"):
     return results("decoding", dataset, f"sub-{subject}.h5")
 
 
-# --- final outputs per paper: `rule all` asks for those of every enabled paper ---------
+# --- final outputs per paper: the default target collects every enabled paper ---------
 def conwell_outputs():
     outs = [
         results(PAPER, "tables", "selected_layers.csv"),
