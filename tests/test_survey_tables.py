@@ -68,3 +68,29 @@ def test_survey_tables_unknown_roi(survey):
     selected, layers, meta, rdms = survey
     with pytest.raises(ValueError, match="EVC"):
         survey_tables(selected, layers, meta, rdms, roi="EVC")
+
+
+def test_survey_tables_task_and_diet_comparisons(survey):
+    """Task and diet are compared among trained models; 1K vs 21K also paired by architecture."""
+    selected, layers, meta, rdms = survey
+    meta = meta.copy()
+    meta["trained"] = [True] * 12 + [False]
+    meta["task"] = ["classification"] * 6 + ["self-supervised"] * 6 + ["none"]
+    meta["architecture"] = [f"arch{i % 4}.{'in1k' if i < 4 else 'in21k'}" for i in range(8)] + \
+        [f"other{i}" for i in range(5)]
+    meta["training_data"] = ["ImageNet-1K"] * 4 + ["ImageNet-21K + ImageNet-1K"] * 4 + ["LAION-2B"] * 4 + ["none"]
+    sel = selected.copy()
+    bump = sel["model"].map(dict(zip(meta["model"], [0.0] * 4 + [0.05] * 4 + [0.0] * 5, strict=True)))
+    sel["score"] = sel["score"] + bump
+    out = survey_tables(sel, layers, meta, rdms, roi="OTC", n_breaks=2)
+    comp = out["comparisons"]
+    assert set(comp["factor"]) == {"arch_class", "trained", "task", "training_data", "diet (paired)"} - {"trained"}
+    task = comp[(comp.factor == "task") & (comp.metric == "versa")]
+    assert task["n_obs"].iloc[0] == 12 * 3  # the random model is left out
+    paired = comp[(comp.factor == "diet (paired)") & (comp.metric == "versa")].iloc[0]
+    assert paired["reference"] == "ImageNet-1K" and paired["level"] == "ImageNet-21K"
+    assert paired["n_obs"] == 8 * 3 and "MixedLM" in paired["test"]
+    # balanced pairs: the mixed-model effect is the mean within-architecture difference
+    v = sel[sel.metric == "versa"].groupby("model")["score"].mean()
+    diffs = [v[f"cnn{i + 4}" if i < 3 else "vit0"] - v[f"cnn{i}"] for i in range(4)]
+    assert paired["beta"] == pytest.approx(np.mean(diffs), abs=1e-6)

@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from brainalign.utils import atomic_path  # noqa: E402
+from brainalign.utils import InputError, atomic_path  # noqa: E402
 
 __all__ = ["plot_layer_profiles", "plot_model_comparison", "save_figure"]
 
@@ -149,18 +149,32 @@ def _class_color(c):
     return CLASS_COLORS.get(c, "0.4")
 
 
-def plot_architecture_comparison(per_subject: pd.DataFrame, ceilings: pd.DataFrame, *, roi: str,
-                                 group: str = "arch_class", n_boot: int = 1000, seed: int = 0):
-    """Conwell Fig. 2 style: per-model cRSA (open) and veRSA (filled) boxes, class means.
+def _palette(group: str, levels):
+    """Colour per level of ``group``: the fixed CNN/transformer colours, else a seaborn palette."""
+    if group == "arch_class":
+        return _class_color
+    colors = dict(zip(levels, sns.color_palette("colorblind", len(levels)), strict=True))
+    return lambda level: colors.get(str(level), "0.4")
 
-    ``per_subject``: rows (model, subject, metric in {crsa, versa}, score, ``group``).
-    Each box spans the bootstrap CI over subjects around the model mean (midline); the
-    ribbons are class means with bootstrap CIs over models; the grey band is the noise
-    ceiling; the right axis is explainable variance (score^2 / mean ceiling^2).
+
+def plot_group_comparison(per_subject: pd.DataFrame, ceilings: pd.DataFrame, *, roi: str,
+                          group: str = "arch_class", title: str = "Architecture comparison",
+                          n_boot: int = 1000, seed: int = 0):
+    """Conwell Figs. 2-4 style: per-model cRSA (open) and veRSA (filled) boxes, group means.
+
+    ``per_subject``: rows (model, subject, metric in {crsa, versa}, score, ``group``);
+    ``group`` is the compared property: ``arch_class`` (Fig. 2), ``task`` (Fig. 3) or
+    ``training_data`` (Fig. 4). Each box spans the bootstrap CI over subjects around the
+    model mean (midline); the ribbons are group means with bootstrap CIs over models; the
+    grey band is the noise ceiling; the right axis is explainable variance
+    (score^2 / mean ceiling^2).
     """
     from brainalign.survey import bootstrap_ci
 
-    d = per_subject[per_subject["metric"].isin(["crsa", "versa"])]
+    d = per_subject[per_subject["metric"].isin(["crsa", "versa"])].dropna(subset=[group])
+    if d.empty:
+        raise InputError(f"plot_group_comparison: no cRSA/veRSA rows with a {group!r} value.")
+    _group_color = _palette(group, sorted(d[group].astype(str).unique()))
     order = (d[d["metric"] == "versa"].groupby(["model", group])["score"].mean().reset_index()
              .sort_values([group, "score"], ascending=[True, False]))
     models = order["model"].tolist()
@@ -172,7 +186,7 @@ def plot_architecture_comparison(per_subject: pd.DataFrame, ceilings: pd.DataFra
         wide = wide.reindex(columns=models).dropna(axis=1)
         cis = bootstrap_ci(wide, n_boot=n_boot, seed=seed, grand_mean_centered=wide.shape[1] > 1)
         for m, row in cis.iterrows():
-            c = _class_color(order.set_index("model").at[m, group])
+            c = _group_color(order.set_index("model").at[m, group])
             ax.add_patch(plt.Rectangle((x_of[m] - 0.3, row["ci_low"]), 0.6,
                                        max(row["ci_high"] - row["ci_low"], 1e-3),
                                        facecolor=c if filled else "white", edgecolor=c, lw=1.2,
@@ -186,7 +200,7 @@ def plot_architecture_comparison(per_subject: pd.DataFrame, ceilings: pd.DataFra
             vals = g["score"].to_numpy()
             boots = [rng.choice(vals, vals.size).mean() for _ in range(n_boot)]
             lo, hi = np.percentile(boots, [2.5, 97.5])
-            ax.fill_between([min(xs) - 0.45, max(xs) + 0.45], lo, hi, color=_class_color(cls),
+            ax.fill_between([min(xs) - 0.45, max(xs) + 0.45], lo, hi, color=_group_color(cls),
                             alpha=0.25 if filled else 0.1, hatch=None if filled else "//", lw=0)
     ax.set_xticks(range(len(models)))
     ax.set_xticklabels(models, rotation=90, fontsize=7)
@@ -196,11 +210,11 @@ def plot_architecture_comparison(per_subject: pd.DataFrame, ceilings: pd.DataFra
     _explainable_variance_axis(ax, ceilings, roi)
     handles = [plt.Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="k", label="cRSA"),
                plt.Rectangle((0, 0), 1, 1, facecolor="0.5", edgecolor="k", label="veRSA")]
-    handles += [plt.Rectangle((0, 0), 1, 1, color=_class_color(k), alpha=0.5, label=k)
+    handles += [plt.Rectangle((0, 0), 1, 1, color=_group_color(k), alpha=0.5, label=k)
                 for k in sorted(order[group].unique())]
-    ax.legend(handles=handles, fontsize=7, frameon=False, loc="lower left", ncol=len(handles))
-    ax.set_title(f"Architecture comparison ({roi}): boxes = bootstrap CIs over subjects, "
-                 "ribbons = class means", fontsize=9)
+    ax.legend(handles=handles, fontsize=7, frameon=False, loc="lower left", ncol=min(len(handles), 4))
+    ax.set_title(f"{title} ({roi}): boxes = bootstrap CIs over subjects, ribbons = group means",
+                 fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -33,6 +33,7 @@ __all__ = [
     "model_rsm_similarity",
     "classical_mds",
     "controlled_comparison",
+    "diet_pairs",
     "breakpoints",
     "spearman_with",
     "bootstrap_ci",
@@ -632,7 +633,30 @@ def bootstrap_ci(
 # The survey tables the workflow writes (from the per-model selected-layer results)
 # --------------------------------------------------------------------------------------
 
-META_COLUMNS = ("arch_class", "task", "training_data", "trained", "source", "n_params", "top1")
+META_COLUMNS = ("arch_class", "task", "training_data", "trained", "source", "architecture", "n_params",
+                "top1")
+# Factor -> models it is compared over: architecture class and training across all models;
+# task and input diet among trained models only (random models have neither), as in the paper.
+COMPARISONS = {"arch_class": "all", "trained": "all", "task": "trained", "training_data": "trained"}
+
+
+def diet_pairs(per: pd.DataFrame) -> pd.DataFrame:
+    """Rows of trained ImageNet-1K / ImageNet-21K models whose architecture has both diets.
+
+    Adds ``diet`` (``ImageNet-1K`` or ``ImageNet-21K``; 21K pre-training with or without 1K
+    fine-tuning counts as 21K) and ``arch_base`` (the architecture without its weight tag),
+    the grouping of the paired mixed model (the paper's ImageNet-1K vs -21K comparison).
+    """
+    if not {"training_data", "architecture", "trained"} <= set(per.columns):
+        return per.iloc[:0].assign(diet=[], arch_base=[])
+    d = per[per["trained"].astype(bool)].copy()
+    data = d["training_data"].astype(str)
+    d["diet"] = np.where(data == "ImageNet-1K", "ImageNet-1K",
+                         np.where(data.str.startswith("ImageNet-21K"), "ImageNet-21K", ""))
+    d = d[d["diet"] != ""]
+    d["arch_base"] = d["architecture"].astype(str).str.partition(".")[0]
+    both = d.groupby("arch_base")["diet"].nunique()
+    return d[d["arch_base"].isin(both[both == 2].index)]
 
 
 def survey_tables(selected: pd.DataFrame, layers: pd.DataFrame, meta: pd.DataFrame,
@@ -652,8 +676,9 @@ def survey_tables(selected: pd.DataFrame, layers: pd.DataFrame, meta: pd.DataFra
     dict of DataFrames: ``per_subject`` (model x subject x metric scores with metadata),
     ``models`` (one row per model: mean cRSA / veRSA, explainable variance, effective
     dimensionality of the veRSA-selected layer, veRSA rank, metadata), ``comparisons``
-    (controlled comparisons ``score ~ factor + subject`` for architecture class and
-    trained/random where both levels have >= 2 models), ``breakpoints`` (segmented
+    (controlled comparisons ``score ~ factor + subject`` of :data:`COMPARISONS` over the
+    levels that have >= 2 models, when there are two such levels; and the paired ImageNet-1K
+    vs -21K mixed model of :func:`diet_pairs`), ``breakpoints`` (segmented
     regression of the rank-ordered veRSA scores; empty with fewer than 4 models per
     segment), ``correlations`` (Spearman of veRSA with parameters, top-1, ED),
     ``similarity_<metric>`` (model-to-model RSM similarity of the selected layers,
@@ -682,14 +707,26 @@ def survey_tables(selected: pd.DataFrame, layers: pd.DataFrame, meta: pd.DataFra
     out["models"] = models
 
     comparisons = []
-    for factor in ("arch_class", "trained"):
-        counts = models.groupby(factor)["model"].nunique() if factor in models else pd.Series(dtype=int)
-        if len(counts) < 2 or counts.min() < 2:
+    for factor, over in COMPARISONS.items():
+        if factor not in models:
             continue
+        pool = per if over == "all" else per[per["trained"].astype(bool)]
+        counts = pool.groupby(factor)["model"].nunique()
+        counts = counts[counts >= 2]  # levels with a single model cannot be told from that model
+        if len(counts) < 2:
+            continue
+        pool = pool[pool[factor].isin(counts.index)]
         for metric in ("crsa", "versa"):
-            res = controlled_comparison(per[per["metric"] == metric], factor, score="score",
+            res = controlled_comparison(pool[pool["metric"] == metric], factor, score="score",
                                         subject="subject")
-            comparisons.append(res.assign(metric=metric, factor=factor, roi=roi))
+            comparisons.append(res.assign(metric=metric, factor=factor, models=over, roi=roi))
+    pairs = diet_pairs(per)
+    if pairs["arch_base"].nunique() >= 2:
+        for metric in ("crsa", "versa"):
+            res = controlled_comparison(pairs[pairs["metric"] == metric], "diet", score="score",
+                                        subject="subject", model="arch_base", reference="ImageNet-1K")
+            comparisons.append(res.assign(metric=metric, factor="diet (paired)",
+                                          models="trained, paired by architecture", roi=roi))
     out["comparisons"] = pd.concat(comparisons, ignore_index=True) if comparisons else pd.DataFrame()
 
     ranked = models.dropna(subset=["versa"]).sort_values("versa", ascending=False)

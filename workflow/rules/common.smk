@@ -146,7 +146,7 @@ def conwell_outputs():
     if cfg("survey", "enabled"):
         outs += [
             results(PAPER, "figures", f"survey_{name}.png")
-            for name in ("architecture", "ranking", "model_similarity")
+            for name in ("architecture", "task", "diet", "ranking", "model_similarity")
         ]
     return outs
 

@@ -45,6 +45,18 @@ if cfg("survey", "enabled"):
                 category="Conwell 2024",
                 subcategory="Survey",
             ),
+            task=report(
+                results(PAPER, "figures", "survey_task.png"),
+                caption="../report/survey_task.rst",
+                category="Conwell 2024",
+                subcategory="Survey",
+            ),
+            diet=report(
+                results(PAPER, "figures", "survey_diet.png"),
+                caption="../report/survey_diet.rst",
+                category="Conwell 2024",
+                subcategory="Survey",
+            ),
             ranking=report(
                 results(PAPER, "figures", "survey_ranking.png"),
                 caption="../report/survey_ranking.rst",

@@ -1,4 +1,5 @@
-"""Rule plot_survey: architecture comparison, ranking with breakpoints, model-to-model RSA."""
+"""Rule plot_survey: architecture, task and diet comparisons, ranking with breakpoints,
+model-to-model RSA (Conwell 2024 Figs. 2-6)."""
 
 import json
 
@@ -8,7 +9,7 @@ import pandas as pd
 from _bootstrap import rule_log
 from brainalign.artifacts import read_table
 from brainalign.plots import (
-    plot_architecture_comparison,
+    plot_group_comparison,
     plot_model_similarity,
     plot_survey_ranking,
     save_figure,
@@ -27,9 +28,16 @@ with rule_log(sm):
             g = f[key]
             frames[key] = pd.DataFrame(g["values"][()], index=list(g.attrs["index"]),
                                        columns=list(g.attrs["columns"]))
-    save_figure(plot_architecture_comparison(per_subject, ceilings, roi=opts["roi"],
-                                             n_boot=opts["n_bootstrap"], seed=sm.params.seed),
-                sm.output.architecture)
+    kw = dict(roi=opts["roi"], n_boot=opts["n_bootstrap"], seed=sm.params.seed)
+    save_figure(plot_group_comparison(per_subject, ceilings, group="arch_class",
+                                      title="Architecture comparison", **kw), sm.output.architecture)
+    # task and input diet are compared among trained models (random ones have neither)
+    trained = per_subject[per_subject["trained"].astype(bool)]
+    pool, note = (trained, "trained models") if trained["model"].nunique() >= 2 else \
+        (per_subject, "all models: fewer than 2 trained")
+    for group, title, out in (("task", "Task comparison", sm.output.task),
+                              ("training_data", "Input diet comparison", sm.output.diet)):
+        save_figure(plot_group_comparison(pool, ceilings, group=group, title=f"{title}, {note}", **kw), out)
     save_figure(plot_survey_ranking(models, breaks, roi=opts["roi"]), sm.output.ranking)
     similarity = {k.removeprefix("similarity_"): v for k, v in frames.items() if k.startswith("similarity_")}
     mds = {k.removeprefix("mds_"): v for k, v in frames.items() if k.startswith("mds_")}
