@@ -78,13 +78,15 @@ def test_survey_tables_task_and_diet_comparisons(survey):
     meta["task"] = ["classification"] * 6 + ["self-supervised"] * 6 + ["none"]
     meta["architecture"] = [f"arch{i % 4}.{'in1k' if i < 4 else 'in21k'}" for i in range(8)] + \
         [f"other{i}" for i in range(5)]
-    meta["training_data"] = ["ImageNet-1K"] * 4 + ["ImageNet-21K + ImageNet-1K"] * 4 + ["LAION-2B"] * 4 + ["none"]
+    meta["training_data"] = (["ImageNet-1K"] * 4 + ["ImageNet-21K + ImageNet-1K"] * 4
+                             + ["LAION-2B"] * 4 + ["none"])
     sel = selected.copy()
     bump = sel["model"].map(dict(zip(meta["model"], [0.0] * 4 + [0.05] * 4 + [0.0] * 5, strict=True)))
     sel["score"] = sel["score"] + bump
     out = survey_tables(sel, layers, meta, rdms, roi="OTC", n_breaks=2)
     comp = out["comparisons"]
-    assert set(comp["factor"]) == {"arch_class", "trained", "task", "training_data", "diet (paired)"} - {"trained"}
+    # `trained` is not compared: a single random model
+    assert set(comp["factor"]) == {"arch_class", "task", "training_data", "diet (paired)"}
     task = comp[(comp.factor == "task") & (comp.metric == "versa")]
     assert task["n_obs"].iloc[0] == 12 * 3  # the random model is left out
     paired = comp[(comp.factor == "diet (paired)") & (comp.metric == "versa")].iloc[0]
