@@ -53,7 +53,7 @@ def _slurm_with_accounting() -> str | None:
 
 GPU_SNAKEFILE = """
 rule all:
-    input: "gpu.txt", "cpu.txt"
+    input: "gpu.txt", "cpu.txt", "train.txt"
 
 # named like the workflow's rule, so that the profile's per-rule settings apply to it
 rule extract_features:
@@ -62,6 +62,17 @@ rule extract_features:
     resources:
         mem_mb=8000,
         runtime=120,
+        gpu=1,
+    shell: "touch {output}"
+
+# the resources train_cichy_variant declares for the demo's tiny networks (checked against the
+# real rule by tests/test_training.py::test_training_rules_in_the_dag)
+rule train_cichy_variant:
+    output: "train.txt"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=15,
         gpu=1,
     shell: "touch {output}"
 
@@ -99,7 +110,7 @@ def test_profile_sbatch_arguments(tmp_path):
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     env.pop("SLURM_JOB_ID", None)
     # (status-check wait shortened: the default 40 s also delays the shut-down after the failure)
-    res = subprocess.run(SNAKEMAKE + ["--profile", str(PROFILE), "--jobs", "2", "--retries", "0",
+    res = subprocess.run(SNAKEMAKE + ["--profile", str(PROFILE), "--jobs", "3", "--retries", "0",
                                       "--slurm-init-seconds-before-status-checks", "1"],
                          cwd=wd, env=env, capture_output=True, text=True, timeout=300)
     out = res.stdout + res.stderr
@@ -120,6 +131,11 @@ def test_profile_sbatch_arguments(tmp_path):
     assert re.search(r"--mem 4000\b", cpu), cpu
     assert re.search(r"(-t|--time)[= ]60\b", cpu), cpu
     assert "--cpus-per-task=1" in cpu, cpu
+    # the Cichy 2016 training jobs: one GPU each
+    (train,) = [c for c in submitted if "rule_train_cichy_variant" in c]
+    assert re.search(r"(--gpus[= ]1\b|--gres[= ]gpu:1\b)", train), train
+    assert re.search(r"--mem 4000\b", train) and re.search(r"(-t|--time)[= ]15\b", train), train
+    assert "--cpus-per-task=1" in train or "--cpus-per-gpu=1" in train, train
 
 
 # --- the demo through a real SLURM --------------------------------------------------------------
@@ -145,7 +161,11 @@ def test_demo_through_slurm(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     # the profile as a user runs it; only the plugin's first status check comes after 5 s instead
     # of 40 s (each finished job is otherwise noticed up to 40-50 s late: minutes on a 15-job run)
-    cmd = SNAKEMAKE + ["--profile", "profiles/slurm", "--jobs", "4",
+    # the Conwell demo only: the Cichy and ReAlnet training jobs request a GPU (gpu=1), which a
+    # GPU-less test cluster cannot schedule; their sbatch requests are checked above instead
+    only = wd / "conwell_only.yaml"
+    only.write_text("cichy2016:\n  enabled: false\nlu2025:\n  enabled: false\n")
+    cmd = SNAKEMAKE + ["--profile", "profiles/slurm", "--jobs", "4", "--configfile", str(only),
                        "--slurm-init-seconds-before-status-checks", "5"]
     log = wd / "snakemake_slurm.log"
     start = time.monotonic()

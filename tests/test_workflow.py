@@ -56,15 +56,93 @@ def _fake_nsd(root: Path):
     write_synthetic_nsd(root, image_ids=ids, responses=responses, seed=0)
 
 
+def _fake_cichy(root: Path, subjects=(1, 2), n_cond=6) -> dict:
+    """Tiny real-format Cichy 2016 inputs (JPEG stimuli, -epo.fif, 3-D t maps per condition, ROI
+    masks, localiser, brain mask); returns the cichy2016 config paths pointing at them."""
+    import numpy as np
+    from PIL import Image
+
+    from brainalign.io.fmri import write_nifti, write_synthetic_condition_volumes
+    from brainalign.io.meg import write_synthetic_epochs
+
+    rng = np.random.default_rng(0)
+    (root / "stimuli").mkdir(parents=True)
+    for c in range(1, n_cond + 1):
+        image = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
+        Image.fromarray(image).save(root / "stimuli" / f"im{c:03d}.jpg")
+    times, affine, grid = np.arange(-10, 30) / 100, np.diag([3.0, 3.0, 3.0, 1.0]), (8, 8, 8)
+    for s in subjects:
+        sub = root / "fmri" / f"sub-{s:02d}"
+        epochs = rng.standard_normal((n_cond, 4, 6, 40))
+        write_synthetic_epochs(root / "meg" / f"sub-{s:02d}-epo.fif", epochs, times)
+        write_synthetic_condition_volumes(sub, rng.standard_normal((n_cond, *grid)), affine,
+                                          conditions=[f"{c:04d}" for c in range(1, n_cond + 1)],
+                                          mask=np.ones(grid), localizer=rng.standard_normal(grid))
+        for roi in ("V1", "IT", "IPS12"):
+            write_nifti(sub / f"{roi}.nii.gz", np.ones(grid, dtype=np.uint8), affine)
+    for kind in ("object", "scene"):  # training image folders (ImageFolder layout) of the DNN variants
+        for cls in ("c0", "c1"):
+            (root / "train" / kind / cls).mkdir(parents=True)
+            Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(
+                root / "train" / kind / cls / "a.png")
+    fmri = str(root / "fmri" / "sub-{subject}")
+    return {
+        "subjects": list(subjects),
+        "stimuli": {"dir": str(root / "stimuli"), "pattern": "*.jpg"},
+        "meg": {"epochs": [str(root / "meg" / "sub-{subject}-epo.fif")]},
+        "fmri": {"volumes": fmri + "/cond-{condition:04d}.nii.gz", "localizer": fmri + "/localizer.nii.gz",
+                 "searchlight_mask": fmri + "/mask.nii.gz",
+                 "rois": {roi: f"{fmri}/{roi}.nii.gz" for roi in ("V1", "IT", "IPS12")}},
+        "training": {f"{kind}_dir": str(root / "train" / kind) for kind in ("object", "scene")},
+    }
+
+
+def _fake_lu2025(root: Path) -> dict:
+    """Tiny real-format Lu 2025 inputs (Shen/GOD BData, images, THINGS-EEG2, dimensions, a
+    placeholder CORnet-S checkpoint); returns the lu2025 config entries pointing at them."""
+    from brainalign.lu2025 import write_lu2025_demo
+
+    files = {"natural": "sub-{subject}_perceptionNaturalImageTest_original_VC.h5",
+             "artificial": "sub-{subject}_perceptionArtificialImage_original_VC.h5",
+             "letter": "sub-{subject}_perceptionLetterImage_original_VC.h5"}
+    paths = {"shen_root": root / "shen",
+             "shen_train": "sub-{subject}_perceptionNaturalImageTraining_original_VC.h5",
+             "shen_test": files, "horikawa_root": root / "god", "horikawa_file": "Subject{subject}.h5",
+             "eeg_root": root / "eeg", "image_dir": root / "images", "dims_weights": root / "dims.txt",
+             "dims_concepts": root / "concepts.tsv", "truth": root / "truth.json"}
+    write_lu2025_demo(paths, shen_subjects=(1, 2, 3), horikawa_subjects=(1, 2, 3, 4, 5),
+                      eeg_subjects=range(1, 11), n_train=16, n_test=4, n_artificial=2, n_letters=2,
+                      n_voxels=3, n_eeg_images=4, n_eeg_reps=4, seed=0)
+    (root / "cornet_s.pth").touch()
+    return {"shen": {"root": str(root / "shen"), "image_dir": str(root / "images")},
+            "horikawa": {"root": str(root / "god")}, "things_eeg2": {"root": str(root / "eeg")},
+            "dimensions": {"weights": str(root / "dims.txt"), "concepts": str(root / "concepts.tsv")},
+            "model": {"checkpoint": str(root / "cornet_s.pth")}}
+
+
 def test_dry_run_paper_configs(workdir, tmp_path):
     nsd_root = tmp_path / "nsd"
     _fake_nsd(nsd_root)
+    cichy = _fake_cichy(tmp_path / "cichy2016")
+    lu2025 = _fake_lu2025(tmp_path / "lu2025")
     table = pd.read_csv(workdir / "config" / "models.csv")
+    defaults = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
     for path in sorted((workdir / "config" / "papers").glob("*.yaml")):
         cfg = yaml.safe_load(path.read_text())
-        cfg["nsd"]["root"] = str(nsd_root)
-        cfg["models"]["checkpoint_dir"] = str(tmp_path / "ckpt")
-        for name in cfg["models"]["use"]:  # empty placeholder checkpoints: the dry run only checks presence
+        cfg.setdefault("nsd", {})["root"] = str(nsd_root)
+        cfg.setdefault("models", {})["checkpoint_dir"] = str(tmp_path / "ckpt")
+        names = cfg["models"].get("use", defaults["models"]["use"])
+        if "cichy2016" in cfg:
+            for key, value in cichy.items():
+                if isinstance(value, dict):
+                    cfg["cichy2016"].setdefault(key, {}).update(value)
+                else:
+                    cfg["cichy2016"][key] = value
+            names = names + cfg["cichy2016"].get("models", [])
+        if cfg.get("lu2025", {}).get("enabled"):
+            for key, value in lu2025.items():
+                cfg["lu2025"].setdefault(key, {}).update(value)
+        for name in names:  # empty placeholder checkpoints: the dry run only checks presence
             ckpt = table.loc[table["model"] == name, "checkpoint"].dropna()
             for c in ckpt:
                 (tmp_path / "ckpt" / c).parent.mkdir(parents=True, exist_ok=True)
@@ -84,6 +162,8 @@ def test_dry_run_paper_configs(workdir, tmp_path):
         ({"demo": {"enabled": False}}, "nsd_expdesign.mat"),
         ({"nsd": {"root": "/elsewhere/nsd"}}, "nsd.root"),
         ({"conwell2024": {"alphas": "papers"}}, "papers"),
+        ({"cichy2016": {"meg": {"epochs": "elsewhere/sub-{subject}-epo.fif"}}}, "cichy2016.meg.epochs"),
+        ({"lu2025": {"training": {"main_beta": 7}}}, "lu2025.training.main_beta"),
     ],
 )
 def test_bad_config_fails_at_start(workdir, tmp_path, override, message):

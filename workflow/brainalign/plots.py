@@ -12,7 +12,8 @@ import seaborn as sns  # noqa: E402
 
 from brainalign.utils import InputError, atomic_path  # noqa: E402
 
-__all__ = ["plot_layer_profiles", "plot_model_comparison", "save_figure"]
+__all__ = ["plot_layer_profiles", "plot_model_comparison", "save_figure", "plot_rsa_timecourses",
+           "plot_peak_latencies", "plot_variant_timecourses", "plot_roi_layers"]
 
 METRIC_STYLE = {
     "crsa": {"color": "#4C72B0", "label": "cRSA"},
@@ -282,5 +283,156 @@ def plot_model_similarity(similarity: dict, mds: dict, meta: pd.DataFrame, *, gr
         axm.legend(fontsize=7, frameon=False)
         axm.set_xticks([])
         axm.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- Cichy et al. 2016
+
+
+def _layer_colors(names):
+    return dict(zip(names, sns.color_palette("viridis", len(names)), strict=True))
+
+
+def _significance_bars(ax, times_ms, mask, y, color) -> None:
+    """Draw a thick horizontal segment at height ``y`` over every run of significant samples."""
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return
+    step = np.median(np.diff(times_ms)) if len(times_ms) > 1 else 1.0
+    edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(int), 0]))
+    for start, stop in zip(edges[::2], edges[1::2], strict=True):
+        ax.plot([times_ms[start] - step / 2, times_ms[stop - 1] + step / 2], [y, y], color=color, lw=3,
+                solid_capstyle="butt")
+
+
+def plot_rsa_timecourses(courses: pd.DataFrame, planted: dict | None = None):
+    """Cichy 2016 Fig. 3a: model-MEG RSA time course per layer (mean +- SEM over subjects).
+
+    ``courses``: :func:`brainalign.cichy2016.meg_group_stats` time-course table of one model.
+    Bars under the curves mark cluster-corrected significant time points, one row per layer;
+    ``planted`` (demo) maps a layer name to its planted peak latency in seconds (dotted lines).
+    """
+    model = courses["model"].iloc[0]
+    layers = courses.drop_duplicates("layer").sort_values("layer_index")
+    names = layers.loc[~layers["is_summary"], "layer"].tolist()
+    colors = _layer_colors(names)
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    low = float((courses["mean"] - courses["sem"].fillna(0)).min())
+    high = float((courses["mean"] + courses["sem"].fillna(0)).max())
+    span = max(high - low, 1e-3)
+    for row, name in enumerate(layers["layer"]):
+        d = courses[courses["layer"] == name].sort_values("time")
+        t = d["time"].to_numpy() * 1000
+        summary = name not in colors
+        color = "0.3" if summary else colors[name]
+        label = "whole network" if summary else name
+        ax.plot(t, d["mean"], color=color, lw=1.6, ls="--" if summary else "-", label=label)
+        ax.fill_between(t, d["mean"] - d["sem"].fillna(0), d["mean"] + d["sem"].fillna(0), color=color,
+                        alpha=0.2, lw=0)
+        _significance_bars(ax, t, d["significant"], low - span * (0.06 + 0.04 * row), color)
+    for name, latency in (planted or {}).items():
+        ax.axvline(latency * 1000, color=colors.get(name, "0.5"), ls=":", lw=1.2)
+        ax.annotate(f"planted {name}", (latency * 1000, 1.0), xycoords=("data", "axes fraction"),
+                    fontsize=7, ha="center", va="bottom")
+    ax.axvline(0, color="0.6", lw=0.8)
+    ax.axhline(0, color="0.6", lw=0.8)
+    ax.set_xlabel("time (ms)")
+    ax.set_ylabel("model-MEG similarity (Spearman R)")
+    n = int(courses["n_subjects"].iloc[0])
+    ax.set_title(f"{model}: layer RDMs vs MEG RDMs over time (n = {n}; bars: cluster-corrected P < 0.05)",
+                 fontsize=9, pad=14)
+    ax.legend(fontsize=7, frameon=False, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_peak_latencies(peaks: pd.DataFrame, order: pd.DataFrame, planted: dict | None = None):
+    """Cichy 2016 Fig. 3b: peak latency per layer with bootstrap CIs, and Spearman(layer, peak)."""
+    model = peaks["model"].iloc[0]
+    d = peaks[~peaks["is_summary"]].sort_values("layer_index")
+    x = np.arange(1, len(d) + 1)
+    y = d["peak_latency"].to_numpy() * 1000
+    err = np.vstack([y - d["ci_low"].to_numpy() * 1000, d["ci_high"].to_numpy() * 1000 - y])
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.errorbar(x, y, yerr=np.where(np.isfinite(err), err, 0), fmt="o-", color="#4C72B0", capsize=3)
+    for name, latency in (planted or {}).items():
+        hit = np.flatnonzero(d["layer"].to_numpy() == name)
+        if hit.size:
+            ax.scatter([x[hit[0]]], [latency * 1000], marker="x", color="#C44E52", zorder=3,
+                       label="planted" if name == next(iter(planted)) else None)
+    ax.set_xticks(x, d["layer"], rotation=30, ha="right", fontsize=8)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("peak latency (ms)")
+    o = order.iloc[0]
+    ax.set_title(f"{model}: Spearman(layer, peak latency) R = {o['spearman_r']:.2f}, P = {o['p']:.3g}\n"
+                 f"(n = {int(o['n_subjects'])}; error bars: bootstrap CI over subjects)",
+                 fontsize=9)
+    if planted:
+        ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_variant_timecourses(table: pd.DataFrame):
+    """Cichy 2016 Fig. 5b/c: whole-network RSA time courses of the DNN variants (left) and the
+    reference (object DNN) minus each variant (right), with cluster-corrected significance bars."""
+    models = list(dict.fromkeys(table["model"]))
+    reference = table["reference"].iloc[0]
+    colors = dict(zip(models, sns.color_palette("tab10", len(models)), strict=True))
+    fig, (ax_b, ax_c) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, key in ((ax_b, ""), (ax_c, "diff_")):
+        sub = table if not key else table[table["model"] != reference]
+        low = float((sub[f"{key}mean"] - sub[f"{key}sem"].fillna(0)).min())
+        high = float((sub[f"{key}mean"] + sub[f"{key}sem"].fillna(0)).max())
+        span = max(high - low, 1e-3)
+        for row, model in enumerate(dict.fromkeys(sub["model"])):
+            d = sub[sub["model"] == model].sort_values("time")
+            t = d["time"].to_numpy() * 1000
+            m, s = d[f"{key}mean"].to_numpy(), d[f"{key}sem"].fillna(0).to_numpy()
+            ax.plot(t, m, color=colors[model], label=model if not key else f"{reference} - {model}")
+            ax.fill_between(t, m - s, m + s, color=colors[model], alpha=0.2, lw=0)
+            _significance_bars(ax, t, d[f"{key}significant"], low - span * (0.06 + 0.04 * row), colors[model])
+        ax.axvline(0, color="0.6", lw=0.8)
+        ax.axhline(0, color="0.6", lw=0.8)
+        ax.set_xlabel("time (ms)")
+        ax.legend(fontsize=7, frameon=False)
+    ax_b.set_ylabel("whole-network RDM vs MEG (Spearman R)")
+    ax_b.set_title("b: DNN variants", fontsize=9)
+    ax_c.set_ylabel("difference in Spearman R")
+    ax_c.set_title(f"c: {reference} minus each variant", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_roi_layers(bars: pd.DataFrame, order: pd.DataFrame, planted: dict | None = None):
+    """Cichy 2016 Fig. 6a: ROI x layer similarity (mean +- SEM over subjects), one panel per model
+    and ROI; * = FDR-corrected sign-permutation P < alpha; titles give Spearman(layer, similarity).
+    ``planted`` (demo) maps ROI -> planted layer, outlined in red."""
+    models = list(dict.fromkeys(bars["model"]))
+    rois = list(dict.fromkeys(bars["roi"]))
+    fig, axes = plt.subplots(len(models), len(rois), figsize=(3.8 * len(rois), 3.4 * len(models)),
+                             squeeze=False)
+    for i, model in enumerate(models):
+        for j, roi in enumerate(rois):
+            ax = axes[i, j]
+            d = bars[(bars["model"] == model) & (bars["roi"] == roi)].sort_values("layer_index")
+            x = np.arange(len(d))
+            names = ["whole net" if s else n for n, s in zip(d["layer"], d["is_summary"], strict=True)]
+            colors = ["0.6" if s else c for s, c in zip(d["is_summary"], sns.color_palette("viridis", len(d)),
+                                                       strict=True)]
+            edge = ["#C44E52" if planted and planted.get(roi) == n else "none" for n in d["layer"]]
+            ax.bar(x, d["mean"], yerr=d["sem"].fillna(0), color=colors, edgecolor=edge, linewidth=2,
+                   capsize=2)
+            top = (d["mean"] + d["sem"].fillna(0)).to_numpy()
+            for k in np.flatnonzero(d["significant"].to_numpy(dtype=bool)):
+                ax.text(x[k], top[k], "*", ha="center", va="bottom")
+            ax.set_xticks(x, names, rotation=40, ha="right", fontsize=7)
+            o = order[(order["model"] == model) & (order["roi"] == roi)]
+            extra = f"\nR(layer) = {o['spearman_r'].iloc[0]:.2f}, P = {o['p'].iloc[0]:.3g}" if len(o) else ""
+            ax.set_title(f"{model}, {roi}{extra}", fontsize=8)
+            ax.axhline(0, color="0.6", lw=0.8)
+            if j == 0:
+                ax.set_ylabel("ROI-model similarity (Spearman R)")
     fig.tight_layout()
     return fig

@@ -47,6 +47,14 @@ from torch import nn
 
 from brainalign.models.cornet import CORNET_S_AREAS, CORNET_S_INPUT_SIZE
 from brainalign.rdm import compare_rdms, compute_rdm, n_pairs
+from brainalign.training import (
+    capture_rng_state,
+    check_resume,
+    forked_rng,
+    read_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
 from brainalign.utils import InputError, atomic_path, check_finite, check_option
 
 __all__ = [
@@ -509,22 +517,8 @@ def read_realnet_checkpoint(path) -> dict:
     (``torch``, ``cuda`` or None, ``numpy``), ``history`` (per-epoch dicts of
     :data:`LOG_COLUMNS`), ``pseudo_labels`` (int64 tensor), ``config``.
     """
-    path = Path(path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated, not a torch file, ...
-        raise InputError(f"ReAlnet checkpoint {str(path)!r} could not be read: {err}") from err
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(
-            f"{str(path)!r} is not a ReAlnet training checkpoint (format {CHECKPOINT_FORMAT!r}); "
-            "delete it or choose another checkpoint path."
-        )
-    if ckpt.get("format_version") != CHECKPOINT_VERSION:
-        raise InputError(
-            f"ReAlnet checkpoint {str(path)!r} has format_version {ckpt.get('format_version')!r}; "
-            f"this brainalign reads version {CHECKPOINT_VERSION}."
-        )
-    return ckpt
+    return read_checkpoint(path, format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION,
+                           what="ReAlnet training checkpoint")
 
 
 def _write_log(path, history: list[dict]) -> None:
@@ -648,7 +642,8 @@ def train_realnet(
     checkpoint_path = Path(checkpoint_path)
     ckpt = read_realnet_checkpoint(checkpoint_path) if checkpoint_path.exists() else None
     if ckpt is not None:
-        _check_resume(ckpt, config, epochs, checkpoint_path)
+        check_resume(ckpt, config, done=int(ckpt.get("epoch", 0)), total=epochs, unit="epochs",
+                     path=checkpoint_path, caller="train_realnet")
 
     # Pseudo-labels: checkpoint > given > teacher.
     n_classes = None
@@ -688,20 +683,15 @@ def train_realnet(
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        rng.bit_generator.state = ckpt["rng"]["numpy"]
         history = [dict(row) for row in ckpt["history"]]
         start = int(ckpt["epoch"])
 
     fmri_t = torch.as_tensor(fmri, dtype=torch.float32)
     labels_t = torch.as_tensor(labels, dtype=torch.long)
     dtype = next(model.parameters()).dtype
-    fork_devices = [device.index if device.index is not None else torch.cuda.current_device()] \
-        if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=fork_devices):
+    with forked_rng(device):
         if ckpt is not None:
-            torch.set_rng_state(ckpt["rng"]["torch"])
-            if device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
-                torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
+            restore_rng_state(ckpt["rng"], device, numpy_rng=rng)
         else:
             torch.manual_seed(int(seed))
         for epoch in range(start, epochs):
@@ -747,46 +737,17 @@ def train_realnet(
                 "seconds": time.perf_counter() - t0,
             }
             history.append(row)
-            state = {
-                "format": CHECKPOINT_FORMAT,
-                "format_version": CHECKPOINT_VERSION,
-                "epoch": epoch + 1,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "rng": {
-                    "torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                    "numpy": rng.bit_generator.state,
-                },
-                "history": history,
-                "pseudo_labels": torch.as_tensor(labels, dtype=torch.long),
-                "config": config,
-            }
-            with atomic_path(checkpoint_path) as tmp:
-                torch.save(state, tmp)
-            del state
+            save_checkpoint(
+                checkpoint_path, format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION,
+                epoch=epoch + 1, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                rng=capture_rng_state(device, numpy_rng=rng), history=history,
+                pseudo_labels=torch.as_tensor(labels, dtype=torch.long), config=config,
+            )
             if log_path is not None:
                 _write_log(log_path, history)
     if log_path is not None and not Path(log_path).exists():
         _write_log(log_path, history)  # a finished checkpoint rerun: still leave the log
     return history
-
-
-def _check_resume(ckpt: dict, config: dict, epochs: int, path: Path) -> None:
-    old = ckpt.get("config", {})
-    for key, value in config.items():
-        if old.get(key) != value:
-            raise InputError(
-                f"train_realnet: checkpoint {str(path)!r} was written with {key}={old.get(key)!r}, "
-                f"but this call has {key}={value!r}; use the same settings to resume, or delete "
-                "the checkpoint to start over."
-            )
-    done = int(ckpt.get("epoch", 0))
-    if done > epochs:
-        raise InputError(
-            f"train_realnet: checkpoint {str(path)!r} has {done} completed epochs, more than the "
-            f"{epochs} asked for; ask for at least {done} epochs or delete the checkpoint."
-        )
 
 
 # --------------------------------------------------------------------------------------------

@@ -116,18 +116,28 @@ class CORblock_S(nn.Module):
 
 
 class CORnetS(nn.Sequential):
-    """CORnet-S: children ``V1``, ``V2``, ``V4``, ``IT``, ``decoder``; returns ImageNet logits."""
+    """CORnet-S: children ``V1``, ``V2``, ``V4``, ``IT``, ``decoder``; returns ImageNet logits.
 
-    def __init__(self, n_classes: int = 1000):
+    ``width`` scales every area's channel count (64, 128, 256, 512 at the published 1.0;
+    ``round(c * width)``, at least 1). Only width 1.0 matches the published weights; narrower
+    networks (e.g. 0.25, 16x fewer parameters) serve fast CPU demos and tests.
+    """
+
+    def __init__(self, n_classes: int = 1000, width: float = 1.0):
+        width = float(width)
+        if not width > 0 or not math.isfinite(width):
+            raise InputError(f"CORnet-S width must be a positive number, got {width!r}.")
+        c1, c2, c4, c_it = (max(1, round(c * width)) for c in (64, 128, 256, 512))
+        self.width = width
         v1 = nn.Sequential(
             OrderedDict(
                 [
-                    ("conv1", nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)),
-                    ("norm1", nn.BatchNorm2d(64)),
+                    ("conv1", nn.Conv2d(3, c1, kernel_size=7, stride=2, padding=3, bias=False)),
+                    ("norm1", nn.BatchNorm2d(c1)),
                     ("nonlin1", nn.ReLU()),
                     ("pool", nn.MaxPool2d(kernel_size=3, stride=2, padding=1)),
-                    ("conv2", nn.Conv2d(64, 64, kernel_size=3, stride=1, padding=1, bias=False)),
-                    ("norm2", nn.BatchNorm2d(64)),
+                    ("conv2", nn.Conv2d(c1, c1, kernel_size=3, stride=1, padding=1, bias=False)),
+                    ("norm2", nn.BatchNorm2d(c1)),
                     ("nonlin2", nn.ReLU()),
                     ("output", nn.Identity()),
                 ]
@@ -138,7 +148,7 @@ class CORnetS(nn.Sequential):
                 [
                     ("avgpool", nn.AdaptiveAvgPool2d(1)),
                     ("flatten", nn.Flatten()),
-                    ("linear", nn.Linear(512, n_classes)),
+                    ("linear", nn.Linear(c_it, n_classes)),
                     ("output", nn.Identity()),
                 ]
             )
@@ -147,9 +157,9 @@ class CORnetS(nn.Sequential):
             OrderedDict(
                 [
                     ("V1", v1),
-                    ("V2", CORblock_S(64, 128, times=2)),
-                    ("V4", CORblock_S(128, 256, times=4)),
-                    ("IT", CORblock_S(256, 512, times=2)),
+                    ("V2", CORblock_S(c1, c2, times=2)),
+                    ("V4", CORblock_S(c2, c4, times=4)),
+                    ("IT", CORblock_S(c4, c_it, times=2)),
                     ("decoder", decoder),
                 ]
             )
@@ -168,8 +178,10 @@ class CORnetS(nn.Sequential):
                 nn.init.zeros_(m.bias)
 
 
-def cornet_s(weights=None) -> CORnetS:
+def cornet_s(weights=None, *, width: float = 1.0) -> CORnetS:
     """Build CORnet-S; ``weights`` is None (untrained) or a checkpoint path / state dict.
+
+    ``width`` scales the channel counts (see :class:`CORnetS`); published weights need 1.0.
 
     Untrained weights come from the global torch RNG: seed it (``torch.manual_seed``)
     for reproducible networks. A checkpoint may be the published file (state dict
@@ -177,7 +189,7 @@ def cornet_s(weights=None) -> CORnetS:
     fit exactly (see :func:`load_cornet_s_weights`). The model is returned in
     training mode, as torch constructors do: call ``.eval()`` before extracting features.
     """
-    model = CORnetS()
+    model = CORnetS(width=width)
     if weights is not None:
         load_cornet_s_weights(model, weights)
     return model

@@ -20,6 +20,9 @@ Transforms (SPEC section 1): each model's own evaluation transform (resize, cent
 crop, to tensor, normalise). Untrained models skip the normalisation (resize, crop,
 to-tensor only), and so does ``gtnet`` (64 px, to tensor). ``cornet_s`` (CORnet-S, trained
 or not): resize 256, centre crop 224, to tensor, ImageNet normalisation when trained.
+``alexnet8`` (Cichy 2016): resize + centre crop to 227 px, to tensor, ImageNet normalisation
+when trained. Weights trained by the workflow are brainalign network files
+(:data:`NETWORK_FILE_FORMAT`) that also hold the network's size and input size.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ __all__ = [
     "split_available",
     "resolve_checkpoint",
     "load_model",
+    "NETWORK_FILE_FORMAT",
 ]
 
 SOURCES = ("timm", "torchvision", "brainalign")
@@ -89,8 +93,24 @@ def _cornet_s_entry():
     return cornet_s, cornet_s_transform
 
 
+def _alexnet8_entry():
+    from .alexnet8 import alexnet8, alexnet8_transform
+
+    # Width, classes and input size of weights trained by the workflow come from their network
+    # file (NETWORK_FILE_FORMAT); without one, the paper's full-size network at 227 px.
+    return alexnet8, alexnet8_transform
+
+
 #: Networks defined in brainalign: name -> function returning (constructor, transform factory).
-BRAINALIGN_MODELS: dict[str, Callable] = {"gtnet": _gtnet_entry, "cornet_s": _cornet_s_entry}
+BRAINALIGN_MODELS: dict[str, Callable] = {
+    "gtnet": _gtnet_entry,
+    "cornet_s": _cornet_s_entry,
+    "alexnet8": _alexnet8_entry,
+}
+#: ``format`` of a brainalign network file: ``{"format", "architecture", "arch_kwargs",
+#: "transform_kwargs", "state_dict"}`` (written by :func:`brainalign.training.save_network`).
+#: Loading one builds the network with ``arch_kwargs`` and its transform with ``transform_kwargs``.
+NETWORK_FILE_FORMAT = "brainalign-network"
 
 
 # --------------------------------------------------------------------------- table
@@ -333,14 +353,16 @@ def load_model(name: str, table, *, seed: int = 0, checkpoint_dir=None, device="
 
 def _load_brainalign(architecture, *, checkpoint, seed):
     constructor, transform_factory = BRAINALIGN_MODELS[architecture]()
+    raw = _read_checkpoint_file(checkpoint) if checkpoint is not None else None
+    arch_kwargs, transform_kwargs = _network_file_kwargs(raw, checkpoint, architecture)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = constructor()
-    transform = transform_factory()
+        model = constructor(**arch_kwargs)
+    transform = transform_factory(**transform_kwargs)
     if checkpoint is None:
         return model, _without_normalize(transform)
     try:
-        model.load_state_dict(_read_state_dict(checkpoint))
+        model.load_state_dict(_state_dict_of(raw, checkpoint))
     except RuntimeError as err:
         raise InputError(
             f"Checkpoint {str(checkpoint)!r} does not fit brainalign network {architecture!r}: {err}"
@@ -428,18 +450,38 @@ def _read_state_dict(path: Path) -> dict:
 
     Unwraps ``{"state_dict": ...}`` / ``{"model": ...}`` and a ``module.`` prefix on every key.
     """
+    return _state_dict_of(_read_checkpoint_file(path), path)
+
+
+def _read_checkpoint_file(path: Path):
+    """The object stored in a .safetensors or torch file (tensors on the CPU)."""
     path = Path(path)
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
-            state = load_file(str(path), device="cpu")
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            return load_file(str(path), device="cpu")
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # corrupt file, pickle with objects, ...
         raise InputError(
             f"Checkpoint {str(path)!r} could not be read as a state dict: {err}"
         ) from err
+
+
+def _network_file_kwargs(raw, path, architecture) -> tuple[dict, dict]:
+    """Constructor and transform arguments of a brainalign network file; ({}, {}) for other files."""
+    if not (isinstance(raw, dict) and raw.get("format") == NETWORK_FILE_FORMAT):
+        return {}, {}
+    if raw.get("architecture") != architecture:
+        raise InputError(
+            f"Checkpoint {str(path)!r} holds a brainalign {raw.get('architecture')!r} network, "
+            f"not {architecture!r}."
+        )
+    return dict(raw.get("arch_kwargs") or {}), dict(raw.get("transform_kwargs") or {})
+
+
+def _state_dict_of(state, path: Path) -> dict:
+    """The state dict inside a loaded checkpoint object (see :func:`_read_state_dict`)."""
     if isinstance(state, dict):
         for key in ("state_dict", "model"):
             if key in state and isinstance(state[key], dict):
