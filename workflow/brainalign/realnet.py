@@ -54,8 +54,9 @@ from brainalign.training import (
     read_checkpoint,
     restore_rng_state,
     save_checkpoint,
+    write_loss_log,
 )
-from brainalign.utils import InputError, atomic_path, check_finite, check_option
+from brainalign.utils import InputError, check_finite, check_option
 
 __all__ = [
     "ReAlnet",
@@ -521,18 +522,6 @@ def read_realnet_checkpoint(path) -> dict:
                            what="ReAlnet training checkpoint")
 
 
-def _write_log(path, history: list[dict]) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "w") as fh:
-            fh.write("\t".join(LOG_COLUMNS) + "\n")
-            for row in history:
-                fh.write("\t".join(_fmt(row[c]) for c in LOG_COLUMNS) + "\n")
-
-
-def _fmt(v) -> str:
-    return str(v) if isinstance(v, (int, np.integer)) else repr(float(v))
-
-
 def train_realnet(
     model: ReAlnet,
     frozen_teacher: nn.Module | None,
@@ -744,9 +733,9 @@ def train_realnet(
                 pseudo_labels=torch.as_tensor(labels, dtype=torch.long), config=config,
             )
             if log_path is not None:
-                _write_log(log_path, history)
+                write_loss_log(log_path, history, LOG_COLUMNS)
     if log_path is not None and not Path(log_path).exists():
-        _write_log(log_path, history)  # a finished checkpoint rerun: still leave the log
+        write_loss_log(log_path, history, LOG_COLUMNS)  # a finished checkpoint rerun: still leave the log
     return history
 
 

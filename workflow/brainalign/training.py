@@ -268,12 +268,12 @@ def shuffled_labels(labels, seed: int) -> np.ndarray:
     return labels[np.random.default_rng(int(seed)).permutation(len(labels))]
 
 
-class ShuffledLabels(Dataset):
-    """``dataset`` with its labels shuffled once across images (:func:`shuffled_labels`)."""
+class _Wrapped(Dataset):
+    """A dataset over another one: same length, classes and number of classes."""
 
-    def __init__(self, dataset, seed: int):
+    def __init__(self, dataset, targets):
         self.dataset = dataset
-        self.targets = shuffled_labels(dataset.targets, seed)
+        self.targets = targets
         self.classes = getattr(dataset, "classes", None)
 
     @property
@@ -282,29 +282,27 @@ class ShuffledLabels(Dataset):
 
     def __len__(self):
         return len(self.dataset)
+
+
+class ShuffledLabels(_Wrapped):
+    """``dataset`` with its labels shuffled once across images (:func:`shuffled_labels`)."""
+
+    def __init__(self, dataset, seed: int):
+        super().__init__(dataset, shuffled_labels(dataset.targets, seed))
 
     def __getitem__(self, i):
         image, _ = self.dataset[i]
         return image, int(self.targets[i])
 
 
-class CachedItems(Dataset):
+class CachedItems(_Wrapped):
     """``dataset`` with every item kept in memory after its first load (for small training sets,
     e.g. the demo's, whose items are deterministic: decoding PNGs or generating noise then
     happens once instead of once per epoch). Each DataLoader worker keeps its own cache."""
 
     def __init__(self, dataset):
-        self.dataset = dataset
-        self.targets = dataset.targets
-        self.classes = getattr(dataset, "classes", None)
+        super().__init__(dataset, dataset.targets)
         self._items: dict[int, tuple] = {}
-
-    @property
-    def n_classes(self) -> int:
-        return int(self.dataset.n_classes)
-
-    def __len__(self):
-        return len(self.dataset)
 
     def __getitem__(self, i):
         item = self._items.get(i)
@@ -443,12 +441,16 @@ class _IterationBatches(Sampler):
         return self.stop - self.start
 
 
-def _write_train_log(path, history: list[dict]) -> None:
+def write_loss_log(path, history: list[dict], columns) -> None:
+    """Write ``history`` (one dict per logged step or epoch) as a tsv of ``columns``, atomically.
+
+    Integers are written as such, everything else with ``repr(float)`` (round-trips exactly).
+    """
     with atomic_path(path) as tmp:
         with open(tmp, "w") as fh:
-            fh.write("\t".join(TRAIN_LOG_COLUMNS) + "\n")
+            fh.write("\t".join(columns) + "\n")
             for row in history:
-                fh.write("\t".join(_fmt(row[c]) for c in TRAIN_LOG_COLUMNS) + "\n")
+                fh.write("\t".join(_fmt(row[c]) for c in columns) + "\n")
 
 
 def _fmt(v) -> str:
@@ -630,12 +632,12 @@ def train_classifier(
                 })
                 interval = _new_interval()
                 if log_path is not None:
-                    _write_train_log(log_path, history)
+                    write_loss_log(log_path, history, TRAIN_LOG_COLUMNS)
             if it % checkpoint_every == 0 or it == iterations:
                 save(it)
                 t0 = time.perf_counter()
     if start == iterations and log_path is not None:
-        _write_train_log(log_path, history)  # a finished checkpoint rerun: still leave the log
+        write_loss_log(log_path, history, TRAIN_LOG_COLUMNS)  # a finished rerun: still leave the log
     model.eval()
     return history
 
