@@ -64,6 +64,18 @@ def test_survey_tables_small_survey_skips_what_it_cannot_estimate(survey):
     assert "similarity_crsa" in out
 
 
+def test_survey_tables_leaves_out_constant_rdms(survey):
+    """An untrained network whose selected layer maps every image alike: warned, left out."""
+    selected, layers, meta, rdms = survey
+    rdms = {m: dict(d) for m, d in rdms.items()}
+    for key in rdms["vit5"]:
+        rdms["vit5"][key] = np.full(45, 0.3)
+    with pytest.warns(UserWarning, match="vit5.*constant"):
+        out = survey_tables(selected, layers, meta, rdms, roi="OTC")
+    assert "vit5" not in out["similarity_versa"].index
+    assert len(out["mds_crsa"]) == 12 and len(out["models"]) == 13
+
+
 def test_survey_tables_unknown_roi(survey):
     selected, layers, meta, rdms = survey
     with pytest.raises(ValueError, match="EVC"):

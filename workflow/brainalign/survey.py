@@ -754,7 +754,14 @@ def survey_tables(selected: pd.DataFrame, layers: pd.DataFrame, meta: pd.DataFra
         for model, per_key in selected_rdms.items():
             stack = [rdm for (subject, r, m), rdm in per_key.items() if r == roi and m == metric]
             if stack:
-                rdms[model] = np.mean(stack, axis=0)
+                rdm = np.mean(stack, axis=0)
+                if not np.all(np.isfinite(rdm)) or np.ptp(rdm) == 0:
+                    # e.g. an untrained network whose selected layer maps every image alike
+                    warnings.warn(f"{model}: the selected-layer {metric} RDM in {roi} is constant or "
+                                  "non-finite; left out of the model-to-model similarity and MDS.",
+                                  stacklevel=2)
+                    continue
+                rdms[model] = rdm
         if len(rdms) >= 3:
             sim = model_rsm_similarity(rdms)
             out[f"similarity_{metric}"] = sim
