@@ -49,6 +49,7 @@ from brainalign.models.cornet import CORNET_S_AREAS, CORNET_S_INPUT_SIZE
 from brainalign.rdm import compare_rdms, compute_rdm, n_pairs
 from brainalign.training import (
     capture_rng_state,
+    check_label_range,
     check_resume,
     forked_rng,
     read_checkpoint,
@@ -698,13 +699,7 @@ def train_realnet(
                 optimizer.zero_grad(set_to_none=True)
                 logits, pred, _ = model(x)
                 if n_classes is None:
-                    n_classes = logits.shape[1]
-                    bad = (labels < 0) | (labels >= n_classes)
-                    if bad.any():
-                        raise InputError(
-                            f"train_realnet: pseudo-labels must lie in [0, {n_classes}); "
-                            f"{int(bad.sum())} do not, e.g. {int(labels[bad][0])}."
-                        )
+                    n_classes = check_label_range(labels, logits.shape[1], "train_realnet: pseudo-labels")
                 loss = realnet_loss(logits, y, pred, f, beta, contrastive, tau=tau)
                 if not torch.isfinite(loss.total):
                     raise FloatingPointError(

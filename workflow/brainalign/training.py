@@ -441,6 +441,18 @@ class _IterationBatches(Sampler):
         return self.stop - self.start
 
 
+def check_label_range(labels, n_classes: int, what: str) -> int:
+    """Raise unless every class label lies in ``[0, n_classes)`` (the model's outputs)."""
+    labels = torch.as_tensor(labels)
+    bad = (labels < 0) | (labels >= n_classes)
+    if bad.any():
+        raise InputError(
+            f"{what} must lie in [0, {n_classes}) (the model's outputs); {int(bad.sum())} do not, "
+            f"e.g. {int(labels[bad][0])}."
+        )
+    return n_classes
+
+
 def write_loss_log(path, history: list[dict], columns) -> None:
     """Write ``history`` (one dict per logged step or epoch) as a tsv of ``columns``, atomically.
 
@@ -598,13 +610,7 @@ def train_classifier(
             optimizer.zero_grad(set_to_none=True)
             logits = model(x)
             if n_classes is None:
-                n_classes = logits.shape[1]
-                bad = (y < 0) | (y >= n_classes)
-                if bad.any():
-                    raise InputError(
-                        f"train_classifier: labels must lie in [0, {n_classes}) (the model's outputs); "
-                        f"got {int(y[bad][0])}."
-                    )
+                n_classes = check_label_range(y, logits.shape[1], "train_classifier: labels")
             loss = F.cross_entropy(logits, y)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
