@@ -4,7 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainalign.survey import classical_mds, controlled_comparison, model_rsm_similarity, survey_tables
+from brainalign.survey import (
+    classical_mds,
+    controlled_comparison,
+    diet_pairs,
+    model_rsm_similarity,
+    survey_tables,
+)
 
 
 @pytest.fixture
@@ -74,6 +80,15 @@ def test_survey_tables_leaves_out_constant_rdms(survey):
         out = survey_tables(selected, layers, meta, rdms, roi="OTC")
     assert "vit5" not in out["similarity_versa"].index
     assert len(out["mds_crsa"]) == 12 and len(out["models"]) == 13
+
+
+def test_survey_tables_all_untrained_with_full_metadata(survey):
+    """A survey of random networks only (survey-demo): no task or diet comparison, no error."""
+    selected, layers, meta, rdms = survey
+    meta = meta.assign(architecture=[f"arch{i}" for i in range(13)], training_data="none", task="none")
+    out = survey_tables(selected, layers, meta, rdms, roi="OTC")
+    assert set(out["comparisons"]["factor"]) == {"arch_class"}
+    assert diet_pairs(out["per_subject"]).empty
 
 
 def test_survey_tables_unknown_roi(survey):

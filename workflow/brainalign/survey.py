@@ -654,7 +654,7 @@ def diet_pairs(per: pd.DataFrame) -> pd.DataFrame:
     d["diet"] = np.where(data == "ImageNet-1K", "ImageNet-1K",
                          np.where(data.str.startswith("ImageNet-21K"), "ImageNet-21K", ""))
     d = d[d["diet"] != ""]
-    d["arch_base"] = d["architecture"].astype(str).str.partition(".")[0]
+    d["arch_base"] = [name.split(".", 1)[0] for name in d["architecture"].astype(str)]
     both = d.groupby("arch_base")["diet"].nunique()
     return d[d["arch_base"].isin(both[both == 2].index)]
 
