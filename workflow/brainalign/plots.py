@@ -224,7 +224,7 @@ def plot_survey_ranking(models: pd.DataFrame, breaks: dict | None, *, roi: str):
     """Conwell Fig. 5 style: rank-ordered veRSA with segmented fit; veRSA vs ED and size."""
     m = models.sort_values("versa", ascending=False).reset_index(drop=True)
     rank = np.arange(1, len(m) + 1)
-    panels = [("effective_dim", "effective dimensionality (selected layer)", False),
+    panels = [("effective_dim", "effective dimensionality (selected layer)", True),
               ("n_params", "parameters", True)]
     panels = [p for p in panels if p[0] in m and m[p[0]].notna().sum() >= 3]
     fig, axes = plt.subplots(1, 1 + len(panels), figsize=(4.2 * (1 + len(panels)), 3.8), squeeze=False)
