@@ -699,7 +699,8 @@ def train_realnet(
                 optimizer.zero_grad(set_to_none=True)
                 logits, pred, _ = model(x)
                 if n_classes is None:
-                    n_classes = check_label_range(labels, logits.shape[1], "train_realnet: pseudo-labels")
+                    n_classes = logits.shape[1]
+                    check_label_range(labels, n_classes, "train_realnet: pseudo-labels")
                 loss = realnet_loss(logits, y, pred, f, beta, contrastive, tau=tau)
                 if not torch.isfinite(loss.total):
                     raise FloatingPointError(

@@ -441,7 +441,7 @@ class _IterationBatches(Sampler):
         return self.stop - self.start
 
 
-def check_label_range(labels, n_classes: int, what: str) -> int:
+def check_label_range(labels, n_classes: int, what: str) -> None:
     """Raise unless every class label lies in ``[0, n_classes)`` (the model's outputs)."""
     labels = torch.as_tensor(labels)
     bad = (labels < 0) | (labels >= n_classes)
@@ -450,7 +450,6 @@ def check_label_range(labels, n_classes: int, what: str) -> int:
             f"{what} must lie in [0, {n_classes}) (the model's outputs); {int(bad.sum())} do not, "
             f"e.g. {int(labels[bad][0])}."
         )
-    return n_classes
 
 
 def write_loss_log(path, history: list[dict], columns) -> None:
@@ -610,7 +609,8 @@ def train_classifier(
             optimizer.zero_grad(set_to_none=True)
             logits = model(x)
             if n_classes is None:
-                n_classes = check_label_range(y, logits.shape[1], "train_classifier: labels")
+                n_classes = logits.shape[1]
+                check_label_range(y, n_classes, "train_classifier: labels")
             loss = F.cross_entropy(logits, y)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
