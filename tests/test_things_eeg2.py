@@ -1,10 +1,13 @@
 """THINGS-EEG2 reader and writer: round trips, explicit indexing, pickle safety, bad files."""
 
+import io
 import os
+import pickle
 
 import numpy as np
 import pytest
 
+from brainalign.io._safe_pickle import ALLOWED_GLOBALS, RestrictedUnpickler, load_npy_pickle
 from brainalign.io.things_eeg2 import (
     THINGS_EEG2_CHANNELS,
     THINGS_EEG2_TIMES,
@@ -169,6 +172,142 @@ def test_symlink_inside_root_is_allowed(tmp_path):
     root = _fresh(tmp_path / "root")
     (root / "preprocessed_data" / "sub-07").symlink_to(root / "preprocessed_data" / "sub-01")
     np.testing.assert_array_equal(load_things_eeg2(root, 7)["data"], load_things_eeg2(root, 1)["data"])
+
+
+class _Shell:
+    """Unpickles by running a shell command."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _write_marker(path):
+    with open(path, "w") as f:
+        f.write("pwned")
+
+
+class _PythonCall:
+    """Unpickles by calling a module-level Python function."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (_write_marker, (str(self.marker),))
+
+
+@pytest.mark.parametrize("payload, refused", [
+    (_Shell, f"{os.system.__module__}.system"),
+    (_PythonCall, f"{__name__}._write_marker"),
+])
+def test_malicious_pickles_are_refused_and_nothing_runs(tmp_path, payload, refused):
+    root = _fresh(tmp_path / "root")
+    marker = tmp_path / "pwned"
+    eeg = things_eeg2_paths(root, 1)["eeg/test"]
+    raw = np.load(eeg, allow_pickle=True).item()
+    _overwrite(eeg, {**raw, "times": payload(marker)})
+    with pytest.raises(InputError, match=rf"preprocessed_eeg_test\.npy: refused to load global "
+                                         rf"'{refused}'"):
+        load_things_eeg2(root, 1)
+    assert not marker.exists()
+
+    meta = things_eeg2_paths(root)["metadata"]
+    m = np.load(meta, allow_pickle=True).item()
+    _overwrite(meta, {**m, "test_img_files": payload(marker)})
+    for load in (lambda: load_things_eeg2(root, 1), lambda: load_image_metadata(root)):
+        with pytest.raises(InputError, match=rf"image_metadata\.npy: refused to load global "
+                                             rf"'{refused}'"):
+            load()
+    assert not marker.exists()
+
+
+def _deep_equal(a, b):
+    """Same types, keys, dtypes, shapes and values, recursively."""
+    assert type(a) is type(b), (a, b)
+    if isinstance(a, dict):
+        assert list(a) == list(b)
+        for k in a:
+            _deep_equal(a[k], b[k])
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            _deep_equal(x, y)
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert a.flags.f_contiguous == b.flags.f_contiguous
+        if a.dtype == object:
+            for x, y in zip(a.ravel(), b.ravel(), strict=True):
+                _deep_equal(x, y)
+        else:
+            np.testing.assert_array_equal(a, b)
+    else:
+        assert a == b
+
+
+def _benign():
+    rng = np.random.default_rng(0)
+    return {
+        "preprocessed_eeg_data": rng.normal(size=(3, 2, 4, 5)),
+        "times": np.round(np.arange(-20, 80) * 0.01, 2),
+        "ch_names": ["Pz", "P3", "Oz"],
+        "files": np.array(["aardvark_01b.jpg", "zebra_12s.jpg"]),
+        "bytes_names": np.array([b"a", b"bc"]),
+        "fortran": np.asfortranarray(rng.normal(size=(3, 4))),
+        "ints": np.arange(6, dtype=np.int16).reshape(2, 3),
+        "scalars": [np.float64(0.5), np.int64(3), np.str_("x"), 1, 2.5, True, None, 1 + 2j],
+        "nested": {"tuple": (1, "a"), "set": {1, 2}, "frozen": frozenset("ab"), "b": b"\x00\xff"},
+        "objects": np.array([1, "a", None], dtype=object),
+        "empty": np.empty((0, 17)),
+    }
+
+
+def test_restricted_loader_matches_np_load(tmp_path):
+    path = tmp_path / "benign.npy"
+    _overwrite(path, _benign())
+    _deep_equal(load_npy_pickle(path).item(), np.load(path, allow_pickle=True).item())
+    # every pickle protocol np.save or pickle.dump may have used
+    for protocol in (2, 3, 4, 5):
+        with open(path, "wb") as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": "|O", "fortran_order": False,
+                                                     "shape": ()})
+            pickle.dump(np.array(_benign(), dtype=object), f, protocol=protocol)
+        _deep_equal(load_npy_pickle(path).item(), np.load(path, allow_pickle=True).item())
+    # protocol 2's _codecs.encode is resolved to a latin-1-only stand-in
+    unpickler = RestrictedUnpickler(io.BytesIO(b"c_codecs\nencode\n(Vx\nVrot13\ntR."), path)
+    with pytest.raises(pickle.UnpicklingError, match="only _codecs.encode"):
+        unpickler.load()
+    # plain arrays load with allow_pickle=False
+    np.save(path, np.arange(12.0).reshape(3, 4))
+    _deep_equal(load_npy_pickle(path), np.load(path))
+
+
+def test_restricted_loader_reads_numpy1_pickles(tmp_path):
+    """numpy 1.x writes ``numpy.core.multiarray``, numpy 2.x ``numpy._core.multiarray``."""
+    allowed = {m for m, _ in ALLOWED_GLOBALS}
+    assert {"numpy.core.multiarray", "numpy._core.multiarray"} <= allowed
+    obj = np.array(_benign(), dtype=object)
+    payload = pickle.dumps(obj, protocol=3)  # text GLOBAL opcodes: "cmodule\nname\n"
+    for new, old in ((b"cnumpy.core.", b"cnumpy._core."), (b"cnumpy._core.", b"cnumpy.core.")):
+        payload = payload.replace(old, new)
+        assert new in payload and old not in payload
+        path = tmp_path / "np1.npy"
+        with open(path, "wb") as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": "|O", "fortran_order": False,
+                                                     "shape": ()})
+            f.write(payload)
+        _deep_equal(load_npy_pickle(path).item(), _benign())
+    # a release-shaped file still loads through the public reader
+    root = _fresh(tmp_path / "root")
+    eeg = things_eeg2_paths(root, 1)["eeg/test"]
+    expected = load_things_eeg2(root, 1)
+    raw = pickle.dumps(np.array(np.load(eeg, allow_pickle=True).item(), dtype=object), protocol=3)
+    with open(eeg, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "|O", "fortran_order": False, "shape": ()})
+        f.write(raw.replace(b"cnumpy._core.", b"cnumpy.core."))
+    np.testing.assert_array_equal(load_things_eeg2(root, 1)["data"], expected["data"])
 
 
 def test_bad_subject_names(tmp_path):

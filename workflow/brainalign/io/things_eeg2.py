@@ -15,10 +15,13 @@ Layout under ``data_root`` (the folder the OSF downloads are unpacked into)::
 
 Row i of ``preprocessed_eeg_data`` is image i of the split's metadata lists.
 
-Safety: the ``.npy`` files are pickles (``np.load(..., allow_pickle=True).item()``), and
-unpickling runs code. Only files whose resolved path (symlinks and ``..`` followed) lies
-inside the resolved ``data_root`` are opened; anything else is refused with
-:class:`~brainalign.utils.InputError`. Keep ``data_root`` read-only to untrusted users.
+Safety: the ``.npy`` files are pickles, and ``np.load(..., allow_pickle=True)`` would run
+any code a pickle names. They are read with a restricted unpickler
+(:func:`brainalign.io._safe_pickle.load_npy_pickle`) that builds only dicts, lists, str,
+numbers and numpy arrays and refuses every other global with
+:class:`~brainalign.utils.InputError` before anything runs. In addition, only files whose
+resolved path (symlinks and ``..`` followed) lies inside the resolved ``data_root`` are
+opened. Keep ``data_root`` read-only to untrusted users.
 
 Lu & Wang (2025) use the test split, the 17 occipito-parietal channels, 0-200 ms (20 samples
 at 100 Hz) and the average of the 80 trials of each image: :func:`load_things_eeg2`'s defaults.
@@ -33,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from brainalign.io._safe_pickle import load_npy_pickle
 from brainalign.utils import InputError, atomic_path, check_option
 
 __all__ = [
@@ -99,17 +103,20 @@ def _subject_dir(subject) -> str:
 
 
 def load_pickled_dict(path, data_root, required=()) -> dict:
-    """``np.load(path, allow_pickle=True).item()``, only for a file inside ``data_root``.
+    """The dict pickled in a ``.npy`` file inside ``data_root``, read without running code.
 
-    ``path`` and ``data_root`` are resolved (symlinks and ``..`` followed) first; a file
-    that resolves outside ``data_root`` is refused, because unpickling executes code.
-    Every key in ``required`` must be present.
+    Same result as ``np.load(path, allow_pickle=True).item()``, but the pickle is read by
+    :func:`~brainalign.io._safe_pickle.load_npy_pickle`, which refuses any global other
+    than the builtins and numpy array/dtype constructors the release needs. ``path`` and
+    ``data_root`` are resolved (symlinks and ``..`` followed) first; a file that resolves
+    outside ``data_root`` is refused too. Every key in ``required`` must be present.
 
     Raises
     ------
     InputError
-        ``data_root`` missing, ``path`` outside it or missing, not a ``.npy`` file, or not
-        a pickled dict, or a required key missing.
+        ``data_root`` missing, ``path`` outside it or missing, not a ``.npy`` file, a
+        pickle naming a refused global (e.g. ``posix.system``), not a pickled dict, or a
+        required key missing.
     """
     root = Path(data_root)
     if not root.is_dir():
@@ -126,7 +133,9 @@ def load_pickled_dict(path, data_root, required=()) -> dict:
     if not resolved.is_file():
         raise InputError(f"THINGS-EEG2 file not found: {path}.")
     try:
-        obj = np.load(resolved, allow_pickle=True)
+        obj = load_npy_pickle(resolved, name=path)
+    except InputError:  # a refused global: the message names the file and the global
+        raise
     except Exception as err:  # any failure means "not a readable .npy"
         raise InputError(f"{path}: cannot read as a .npy file ({err}).") from err
     if not isinstance(obj, np.ndarray) or obj.shape != () or obj.dtype != object \
