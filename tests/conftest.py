@@ -34,8 +34,19 @@ def demo_run(tmp_path_factory):
 
     ``BRAINALIGN_DEMO_PAPERS=cichy2016,lu2025`` runs only those papers' parts (for
     development; tests of the other papers then skip).
+
+    ``BRAINALIGN_DEMO_DIR=<checkout>`` tests the demo in that working directory instead of a
+    fresh copy: e.g. the checkout where the README's command 1 ran the demo, on another CPU
+    configuration (``.ci/run`` does this to check every planted answer a second time).
+    Snakemake runs there too, so whatever is missing or out of date is (re)made first.
     """
-    wd = copy_workflow(tmp_path_factory.mktemp("demo"))
+    given = os.environ.get("BRAINALIGN_DEMO_DIR")
+    if given:
+        wd = Path(given).resolve()
+        if not (wd / "Snakefile").is_file():
+            raise RuntimeError(f"BRAINALIGN_DEMO_DIR={given} is not a brainalign checkout (no Snakefile)")
+    else:
+        wd = copy_workflow(tmp_path_factory.mktemp("demo"))
     args = ["--cores", "2"]
     only = os.environ.get("BRAINALIGN_DEMO_PAPERS")
     if only:

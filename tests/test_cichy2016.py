@@ -74,6 +74,7 @@ def test_demo_round_trips_through_the_real_loaders(demo):
         load_fmri(files, N_COND + 1)
 
 
+@pytest.mark.planted
 def test_demo_meg_reads_out_the_planted_stages(tmp_path):
     """Oracle: at low noise, the condition-mean sensor patterns at 100 / 160 ms give RDMs that match
     the planted stage (Spearman RDMs of gtnet activations computed independently here)."""
@@ -197,6 +198,7 @@ def _planted_rsa(n_sub=8, seed=0):
     return rdms, pd.concat(frames, ignore_index=True), times
 
 
+@pytest.mark.planted
 def test_meg_rsa_and_group_stats_recover_planted_latencies():
     rdms, rsa, times = _planted_rsa()
     one = rsa[(rsa["subject"] == "01") & (rsa["layer"] == "A")]
@@ -250,6 +252,7 @@ def test_roi_layer_stats_against_numpy():
     assert order.loc["V1", "spearman_r"] < 0 < order.loc["IT", "spearman_r"]
 
 
+@pytest.mark.planted
 def test_searchlight_group_finds_planted_peak():
     rng = np.random.default_rng(0)
     shape = (10, 9, 8)

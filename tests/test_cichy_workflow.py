@@ -20,6 +20,7 @@ def _truth(wd):
     return json.loads((wd / "resources/demo/cichy2016/truth.json").read_text())
 
 
+@pytest.mark.planted
 def test_planted_meg_latencies_are_recovered(demo_run):
     skip_unless_ran(demo_run, "cichy2016")
     truth = _truth(demo_run)
@@ -41,6 +42,7 @@ def test_planted_meg_latencies_are_recovered(demo_run):
         assert not c[c["time"] < 0]["significant"].any()  # nothing before stimulus onset
 
 
+@pytest.mark.planted
 def test_planted_searchlight_peaks_are_recovered(demo_run):
     skip_unless_ran(demo_run, "cichy2016")
     truth = _truth(demo_run)

@@ -269,6 +269,7 @@ def test_seed_reproducible_and_independent_of_batching_and_threads():
     assert ((a >= 0) & (a <= 1)).all()
 
 
+@pytest.mark.planted
 def test_condensed_order_and_planted_structure():
     """Conditions 0 and 1 share a pattern, 2 differs: pair (0, 1) at chance, (0, 2) and
     (1, 2) decodable; positions follow pdist / condensed_to_square."""

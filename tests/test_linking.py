@@ -96,6 +96,7 @@ def test_versa_matches_sklearn_ridgecv():
     assert res["encoding_test"] == pytest.approx(np.mean(voxel_r), abs=1e-5)
 
 
+@pytest.mark.planted
 def test_score_layers_recovers_planted_layer_and_splits_targets():
     layers, Y = _planted(noise=0.8)
     targets = [BrainTarget("1", "OTC", Y[:, :20]), BrainTarget("2", "OTC", Y[:, 20:])]

@@ -73,6 +73,7 @@ def test_demo_files_read_back_through_the_real_loaders(demo):
     assert truth["teacher"] == "seeded untrained CORnet-S"
 
 
+@pytest.mark.planted
 def test_planted_feature_is_in_the_test_fmri(demo):
     """The test ROI RDMs follow the planted luminance layout (an independent recomputation)."""
     from PIL import Image
@@ -88,13 +89,13 @@ def test_planted_feature_is_in_the_test_fmri(demo):
     assert rho > 0.5
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_fmri_alignment_beats_control_on_held_out_test_fmri(tmp_path, seed):
-    """The issue's key claim at library level, on the default demo settings (config.yaml): a tiny
-    ReAlnet (beta 40) trained on subject 1's training fMRI has higher best-layer RSA (mean over the
-    five test ROIs) with subject 1's held-out test fMRI than Control (beta 0). Measured over demo
-    seeds 0-3 and subjects 1-2, ReAlnet minus Control was +0.08 to +0.27 (config/README.md)."""
-    torch.set_num_threads(1)
+ALIGNMENT_SEEDS = tuple(range(10))
+
+
+def _alignment_scores(tmp_path, seed) -> dict:
+    """Best-layer RSA (mean over the five test ROIs) with subject 1's held-out test fMRI of the
+    untrained teacher CORnet-S, Control (beta 0) and ReAlnet (beta 40), on the default demo
+    settings of config.yaml (tiny CORnet-S, 32 px, 4 epochs, Pearson contrastive term)."""
     rois = ("ROI_V1", "ROI_V2", "ROI_V3", "ROI_hV4", "ROI_LOC")
     write_lu2025_demo(_paths(tmp_path), shen_subjects=(1,), horikawa_subjects=(1,), eeg_subjects=(1,),
                       n_train=128, n_test=24, n_artificial=8, n_letters=4, n_eeg_images=4, n_eeg_reps=2,
@@ -114,7 +115,7 @@ def test_fmri_alignment_beats_control_on_held_out_test_fmri(tmp_path, seed):
 
     def score(net):
         rdms = layer_rdms(net, x_test)
-        return np.mean([rsa_rows(rdms, brain[r])[-1]["score"] for r in rois])
+        return float(np.mean([rsa_rows(rdms, brain[r])[-1]["score"] for r in rois]))
 
     scores = {}
     for beta in (0, 40):
@@ -125,9 +126,49 @@ def test_fmri_alignment_beats_control_on_held_out_test_fmri(tmp_path, seed):
         model = ReAlnet(net, n_outputs=32, input_size=32, seed=seed + 1)
         train_realnet(model, teacher, x, pcs, beta=beta, epochs=4, lr=1e-3, contrastive="pearson",
                       seed=seed, progress=False, checkpoint_path=tmp_path / f"ckpt_{beta}.pt")
-        scores[beta] = score(model)
-    assert scores[40] > scores[0] + 0.05, scores
-    assert scores[40] > scores["cornet"], scores
+        scores["control" if beta == 0 else "realnet"] = score(model)
+    return scores
+
+
+@pytest.fixture(scope="module")
+def alignment_scores(tmp_path_factory):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return {s: _alignment_scores(tmp_path_factory.mktemp(f"align{s}"), s) for s in ALIGNMENT_SEEDS}
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.planted
+def test_fmri_alignment_beats_control_and_cornet_on_held_out_test_fmri(alignment_scores):
+    """The issue's key claim at library level: ReAlnet (beta 40) trained on subject 1's training
+    fMRI has higher best-layer RSA with subject 1's held-out test fMRI than Control (beta 0) and
+    than the untrained teacher CORnet-S, on average over demo seeds 0-9.
+
+    Why the mean over seeds: 32 Adam steps on a tiny net are chaotic, so one seed's score moves
+    with floating-point summation order (CPU kernels, thread count), and on some seeds (2, 7)
+    the effect is small. Measured over seeds 0-9 in five configurations (torch threads 1 and 2,
+    each with native kernels and with ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_INSTRUCTIONS=SSE4_2
+    OPENBLAS_CORETYPE=Haswell; threads 1 with torch.use_deterministic_algorithms(True), which
+    gave the native numbers exactly):
+
+    configuration         ReAlnet - CORnet-S: min .. max (mean)   ReAlnet - Control
+    1 thread, native      +0.04 .. +0.38 (0.19)                   +0.05 .. +0.34 (0.19)
+    1 thread, caps        +0.02 .. +0.33 (0.17)                   +0.01 .. +0.34 (0.15)
+    2 threads, native     +0.03 .. +0.34 (0.18)                   +0.03 .. +0.36 (0.20)
+    2 threads, caps       +0.03 .. +0.39 (0.18)                   -0.02 .. +0.39 (0.17)
+
+    So every configuration's 10-seed mean was >= 0.15 on both contrasts and ReAlnet won on >= 9
+    of 10 seeds; the assertions (mean > 0.08, wins on >= 7 of 10) hold with room to spare,
+    while a single-seed claim (the old test's) did not: seed 2 fails on other CPUs."""
+    d = pd.DataFrame(alignment_scores).T
+    vs_control = (d["realnet"] - d["control"]).mean()
+    vs_cornet = (d["realnet"] - d["cornet"]).mean()
+    assert vs_control > 0.08, d.round(3).to_dict("index")
+    assert vs_cornet > 0.08, d.round(3).to_dict("index")
+    # ReAlnet wins on most seeds, not only on average
+    assert ((d["realnet"] > d["control"]).mean() >= 0.7) and ((d["realnet"] > d["cornet"]).mean() >= 0.7)
 
 
 def test_build_cornet_calibrates_batchnorm():

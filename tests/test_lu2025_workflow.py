@@ -9,9 +9,16 @@ TABLES = ("rsa_scores", "improvement", "training_losses", "eeg_rsa", "dimensions
 FIGURES = ("training_losses", "shen_rsa", "horikawa_rsa", "eeg_rsa", "dimensions")
 
 
+@pytest.mark.planted
 def test_realnet_beats_control_on_held_out_test_fmri(demo_run):
     """The issue's key acceptance test: per subject, the ReAlnet trained on that subject's training
-    fMRI has higher best-layer RSA with the subject's held-out Shen test fMRI than its Control."""
+    fMRI has higher best-layer RSA with the subject's held-out Shen test fMRI than its Control.
+
+    Measured on the default demo (mean over ROIs, ReAlnet - Control): subject 1 +0.20, subject 2
+    +0.27 with native kernels; +0.20 and +0.28 with ONEDNN_MAX_CPU_ISA=SSE41
+    MKL_ENABLE_INSTRUCTIONS=SSE4_2 OPENBLAS_CORETYPE=Haswell; the 0.03 margin is far below both.
+    Single seeds can be close (see test_lu2025.py), so this rests on the demo's fixed seed only
+    as far as those measurements go; .ci/run checks it in both configurations."""
     skip_unless_ran(demo_run, "lu2025")
     scores = pd.read_csv(demo_run / "results/lu2025/tables/rsa_scores.csv", dtype={"model_subject": str,
                                                                                     "brain_subject": str})

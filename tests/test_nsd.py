@@ -127,6 +127,7 @@ def _reference(root, subject, *, ncsnr_threshold=0.2,
 # --------------------------------------------------------------- round trips
 
 
+@pytest.mark.planted
 @pytest.mark.parametrize("subject", sorted(SUBJECTS))
 def test_planted_round_trip_percent_signal_change(dataset, subject):
     root, ids, responses, _ = dataset
@@ -147,6 +148,7 @@ def test_planted_round_trip_percent_signal_change(dataset, subject):
         assert np.all(sub.ncsnr[roi] > 0.2)
 
 
+@pytest.mark.planted
 def test_planted_round_trip_zscored(dataset):
     """zscore_sessions=True equals the per-session z-scored (quantised) planted data."""
     root, ids, responses, _ = dataset

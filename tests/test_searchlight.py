@@ -253,6 +253,7 @@ def test_rsa_single_model_and_dropped_centres():
     assert np.all(finite.ravel()[kept.centre_indices])
 
 
+@pytest.mark.planted
 def test_planted_model_rdm_peaks_in_its_sphere():
     rng = np.random.default_rng(11)
     shape, n_cond, centre = (14, 14, 14), 16, np.array([9, 5, 7])

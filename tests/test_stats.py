@@ -210,6 +210,7 @@ def test_cluster_test_matches_mne(statistic, t_power, tail):
     np.testing.assert_array_equal(res.mask, expected_mask)
 
 
+@pytest.mark.planted
 def test_cluster_test_detects_planted_window():
     rng = np.random.default_rng(6)
     x = planted_timecourses(rng, n_subjects=15, n_times=80, window=(30, 45), effect=1.2)

@@ -110,6 +110,7 @@ def test_mds_matches_explicit_torgerson():
         np.testing.assert_allclose(got[:, k], sign * expected[:, k], atol=1e-10)
 
 
+@pytest.mark.planted
 @pytest.mark.parametrize("dim", [2, 3])
 def test_mds_recovers_euclidean_configuration(dim):
     rng = np.random.default_rng(dim)
@@ -181,6 +182,7 @@ def test_ols_matches_statsmodels_directly():
     assert row["df_resid"] == fit.df_resid and row["n_obs"] == 48
 
 
+@pytest.mark.planted
 def test_ols_recovers_planted_effect():
     out = controlled_comparison(_scores(1, effect=0.05, n_models=30), "arch", reference="CNN")
     row = out.iloc[0]
@@ -210,6 +212,7 @@ def test_mixed_model_matches_statsmodels_directly():
     np.testing.assert_allclose([row["ci_low"], row["ci_high"]], [row["beta"] - half, row["beta"] + half])
 
 
+@pytest.mark.planted
 def test_mixed_model_recovers_planted_effect():
     df = _scores(4, effect=0.04, n_models=40, model_sd=0.03, noise=0.01)
     row = controlled_comparison(df, "arch", model="model", reference="CNN").iloc[0]
@@ -259,6 +262,7 @@ def test_grid_sse_matches_brute_force():
     )
 
 
+@pytest.mark.planted
 def test_breakpoints_recover_planted_ones():
     rng = np.random.default_rng(1)
     x = np.arange(1.0, 201.0)

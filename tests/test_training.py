@@ -295,6 +295,7 @@ def test_kill_and_resume_equals_uninterrupted_run(tmp_path):
     train_classifier(_tiny(), data, checkpoint_path=tmp_path / "part.pt", **{**kw, "iterations": 14})
 
 
+@pytest.mark.planted
 def test_tiny_training_lowers_the_loss(tmp_path):
     model = _tiny(seed=0)
     history = train_classifier(model, ToySet(48), iterations=30, batch_size=16, seed=0,
@@ -399,6 +400,7 @@ def test_training_rules_in_the_dag(tmp_path):
     assert any("results/cichy2016/training/noise/model.pt" in body for body in extract)
 
 
+@pytest.mark.planted
 @pytest.mark.slow
 def test_demo_trains_the_variants(demo_run):
     """The demo's tiny variants: 300 iterations each, loss logs, loadable as alexnet8_<variant>."""
