@@ -1,6 +1,6 @@
 # brainalign: compare deep networks with brains.
 # Entry point: `snakemake --cores N` (demo config by default), `--profile profiles/slurm` on a cluster.
-# Stages live in workflow/rules/*.smk; numerical code in workflow/brainalign (the library).
+# Shared stages and one file per paper live in workflow/rules/*.smk; numerical code in workflow/brainalign (the library).
 
 from snakemake.utils import min_version, validate
 
@@ -17,16 +17,17 @@ validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/demo.smk"
-include: "workflow/rules/stimuli.smk"
+# shared stages, which any paper asks for through register_paper (common.smk)
 include: "workflow/rules/features.smk"
-include: "workflow/rules/brain.smk"
-include: "workflow/rules/linking.smk"
-include: "workflow/rules/figures.smk"
-include: "workflow/rules/survey.smk"
+include: "workflow/rules/decoding_helpers.smk"
 include: "workflow/rules/decoding.smk"
+# per paper: <paper>_helpers.smk (path helpers, start-up checks, register_paper) and
+# <paper>.smk (its rules, guarded on <paper>.enabled); see docs/adding-a-paper.md
+include: "workflow/rules/conwell2024_helpers.smk"
+include: "workflow/rules/conwell2024.smk"
+include: "workflow/rules/cichy2016_helpers.smk"
 include: "workflow/rules/cichy2016.smk"
-include: "workflow/rules/training.smk"
+include: "workflow/rules/lu2025_helpers.smk"
 include: "workflow/rules/lu2025.smk"
 
 

@@ -29,7 +29,7 @@ Checkpoints (used by :func:`train_classifier` and :func:`brainalign.realnet.trai
     at any point and started again resumes from its last checkpoint and ends with the same
     weights as an uninterrupted run (same device and thread count).
 
-The workflow (``workflow/rules/training.smk``) calls :func:`train_cichy_variant` per variant and
+The workflow (``workflow/rules/cichy2016.smk``) calls :func:`train_cichy_variant` per variant and
 writes the result with :func:`save_network`, a file :func:`brainalign.models.registry.load_model`
 reads back (network size and input size included). :func:`write_demo_training_sets` makes the
 demo's tiny object and scene folders.

@@ -1,8 +1,7 @@
-# Time-resolved pairwise decoding RDMs (Cichy et al. 2016), shared by every M/EEG dataset:
-# MEG of Cichy 2016 and THINGS-EEG2 of Lu & Wang 2025. Each paper's rule file writes the
-# epochs as results/brain/{dataset}/sub-{subject}_epochs.npz (brainalign.io.meg array
-# format: conditions x trials x channels x times) and names the config section holding
-# the decoding options in DECODING_SECTION[dataset] (common.smk).
+# Time-resolved pairwise decoding RDMs, shared by every M/EEG dataset. A paper's rule file
+# writes the epochs as results/brain/{dataset}/sub-{subject}_epochs.npz (brainalign.io.meg
+# array format: conditions x trials x channels x times) and registers the config section
+# holding the dataset's decoding options (register_paper(decoding=...), common.smk).
 
 
 rule decoding_rdms:

@@ -4,7 +4,7 @@
 rule extract_features:
     input:
         stimuli=results("stimuli", "{stimset}.tsv"),
-        design=stimset_design,
+        extra=stimset_inputs,
         models=cfg("models", "table"),
         checkpoint=workflow_checkpoint,
     output:

@@ -9,7 +9,10 @@ from brainalign.stimuli import load_stimulus_set
 sm = snakemake
 with rule_log(sm):
     opts = sm.params.extraction
-    nsd_root = nsd_root_from_design(sm.input.design) if sm.input.design else None
+    # extra inputs registered for this stimulus set (register_paper(stimset_inputs=...)):
+    # an NSD set names the NSD design file, whose root holds the stimulus HDF5
+    extra = list(sm.input.extra)
+    nsd_root = nsd_root_from_design(extra[0]) if extra else None
     ids, images = load_stimulus_set(sm.input.stimuli, nsd_root=nsd_root)
     table = read_model_table(sm.input.models)
     model, transform = load_model(sm.wildcards.model, table, seed=sm.params.seed,
