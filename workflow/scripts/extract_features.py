@@ -11,7 +11,7 @@ with rule_log(sm):
     opts = sm.params.extraction
     # extra inputs registered for this stimulus set (register_paper(stimset_inputs=...)):
     # an NSD set names the NSD design file, whose root holds the stimulus HDF5
-    extra = list(sm.input.extra)
+    extra = [sm.input.extra] if isinstance(sm.input.extra, str) else list(sm.input.extra)
     nsd_root = nsd_root_from_design(extra[0]) if extra else None
     ids, images = load_stimulus_set(sm.input.stimuli, nsd_root=nsd_root)
     table = read_model_table(sm.input.models)
