@@ -398,10 +398,10 @@ def test_unequal_repetitions_without_averaging(tmp_path):
     data = np.random.default_rng(0).normal(size=(4, 3))
     data[:, 2] = [1.5, 2.5, 1.5, 1.5]
     p = _write(tmp_path / "x.h5", dataset=data)
-    res = load_bdata_rois(p, ("ROI_V1",))
+    res = load_bdata_rois(p, ("ROI_V1",), n_repetitions="any")  # explicit opt-in
     np.testing.assert_array_equal(res["n_repetitions"], [3, 1])
     with pytest.raises(InputError, match="unequal repetition counts"):
-        load_bdata_rois(p, ("ROI_V1",), average_repetitions=False)
+        load_bdata_rois(p, ("ROI_V1",), average_repetitions=False, n_repetitions="any")
 
 
 def test_data_type_filter_errors(shen):
@@ -430,3 +430,84 @@ def test_writer_rejects_bad_input(tmp_path):
         write_synthetic_bdata(tmp_path / "x.h5", responses_by_roi={"ROI_V1": np.ones((2, 3))},
                               stimulus_ids=[1.0, 1.0], n_reps=2)
     assert not (tmp_path / "x.h5").exists()
+
+
+# --------------------------------------------------------------- silent wrong data (issue 17)
+
+
+def test_two_stimuli_sharing_one_id_is_an_error(shen, tmp_path):
+    """Stimulus B's trials carry A's id: A would be averaged over 2 x N_REPS trials."""
+    path, ids, _ = shen
+    bad = tmp_path / "shared_id.h5"
+    bad.write_bytes(path.read_bytes())
+    with h5py.File(bad, "a") as f:
+        keys = [k.decode() for k in f["metadata/key"][()]]
+        col = int(np.flatnonzero(f["metadata/value"][keys.index("stimulus_name")] == 1)[0])
+        data = f["dataset"][()]
+        data[data[:, col] == ids[1], col] = ids[0]
+        f["dataset"][...] = data
+        del f["vmap/stimulus_name/" + str(float(ids[1]))]
+    name = stimulus_id_to_name(ids[0])
+    with pytest.raises(InputError, match=rf"shared_id.h5: stimuli have unequal repetition counts: "
+                                         rf"'{name}' has {2 * N_REPS} trials.*expected {N_REPS}.*"
+                                         "share one 'stimulus_name' value"):
+        load_bdata_rois(bad, ("ROI_V1",))
+    with pytest.raises(InputError, match=rf"1 of {N_STIM - 1} stimuli do not have the expected "
+                                         rf"n_repetitions={N_REPS} trials: '{name}' has {2 * N_REPS}"):
+        load_bdata_rois(bad, ("ROI_V1",), n_repetitions=N_REPS)
+    res = load_bdata_rois(bad, ("ROI_V1",), n_repetitions="any")
+    assert res["n_repetitions"].max() == 2 * N_REPS
+
+
+def test_expected_repetition_count(shen):
+    path, _, _ = shen
+    res = load_bdata_rois(path, ("ROI_V1",), n_repetitions=N_REPS)
+    np.testing.assert_array_equal(res["n_repetitions"], np.full(N_STIM, N_REPS))
+    with pytest.raises(InputError, match=rf"sub-01_.*\.h5: {N_STIM} of {N_STIM} stimuli do not "
+                                         rf"have the expected n_repetitions={N_REPS + 1} trials"):
+        load_bdata_rois(path, ("ROI_V1",), n_repetitions=N_REPS + 1)
+    for bad in (0, 1.5, "all", True):
+        with pytest.raises(InputError, match="n_repetitions must be"):
+            load_bdata_rois(path, ("ROI_V1",), n_repetitions=bad)
+
+
+def test_repetition_counts_may_differ_between_data_types(tmp_path):
+    """GOD: training images are shown once, test images many times; counts are per DataType."""
+    labels = [1.5, 2.5, 3.5, 3.5, 3.5, 4.5, 4.5, 4.5]
+    types = [1, 1, 2, 2, 2, 2, 2, 2]
+    data = np.random.default_rng(0).normal(size=(8, 4))
+    data[:, 2], data[:, 3] = labels, types
+    nan = np.nan
+    p = _write(tmp_path / "Subject1.h5", dataset=data, **{
+        "metadata/key": np.array([b"VoxelData", b"ROI_V1", b"stimulus_id", b"DataType"]),
+        "metadata/description": np.array([b"v", b"r", b"s", b"d"]),
+        "metadata/value": np.array([[1, 1, nan, nan], [1, 0, nan, nan], [nan, nan, 1, nan],
+                                    [nan, nan, nan, 1]]),
+    })
+    res = load_bdata_rois(p, ("ROI_V1",))
+    np.testing.assert_array_equal(res["n_repetitions"], [1, 1, 3, 3])
+    with h5py.File(p, "a") as f:
+        d = f["dataset"][()]
+        d[2, 2] = 4.5  # a test trial of 3.5 now carries 4.5's id
+        f["dataset"][...] = d
+    with pytest.raises(InputError, match="unequal repetition counts among DataType 2"):
+        load_bdata_rois(p, ("ROI_V1",))
+    assert load_bdata_rois(p, ("ROI_V1",), data_type=1)["n_repetitions"].tolist() == [1, 1]
+
+
+def test_two_ids_with_the_same_vmap_label(tmp_path):
+    p = _write(tmp_path / "x.h5")
+    with h5py.File(p, "a") as f:
+        f.create_dataset("vmap/stimulus_name/1.5", data="n00000001_500000")
+        f.create_dataset("vmap/stimulus_name/2.5", data="n00000001_500000")
+    with pytest.raises(InputError, match=r"x.h5: values 1.5 and 2.5 of 'stimulus_name' have the "
+                                         r"same label 'n00000001_500000' in /vmap/stimulus_name"):
+        load_bdata_rois(p, ("ROI_V1",))
+
+
+def test_metadata_value_stored_as_strings(tmp_path):
+    value = np.array([[b"1", b"1", b"nan"], [b"1", b"0", b"nan"], [b"nan", b"nan", b"1"]])
+    p = _write(tmp_path / "x.h5", **{"metadata/value": value})
+    with pytest.raises(InputError, match=r"x.h5: /metadata/value is \|S3 with shape \(3, 3\); "
+                                         r"expected a float matrix \(n_keys, n_columns\)"):
+        read_bdata(p)

@@ -68,3 +68,44 @@ def test_readme_documents_every_key():
 def test_paper_configs_are_valid(path):
     cfg = yaml.safe_load(path.read_text())
     jsonschema.validate(cfg, SCHEMA)
+
+
+def _subject_list_keys(node, prefix=""):
+    """Key paths of every ``subjects`` list in the schema."""
+    keys = []
+    for name, sub in node.get("properties", {}).items():
+        if name == "subjects" and sub.get("type") == "array":
+            keys.append(f"{prefix}{name}")
+        elif _is_section(sub):
+            keys += _subject_list_keys(sub, f"{prefix}{name}.")
+    return keys
+
+
+def _with(key, value):
+    """A deep copy of the default config with ``key`` (dotted) set to ``value``."""
+    import copy
+
+    cfg = copy.deepcopy(CONFIG)
+    *parents, leaf = key.split(".")
+    node = cfg
+    for p in parents:
+        node = node[p]
+    node[leaf] = value
+    return cfg
+
+
+@pytest.mark.parametrize("key", ["nsd.ncsnr_threshold", "nsd.floc_t_threshold"])
+def test_schema_rejects_nan_thresholds(key):
+    with pytest.raises(jsonschema.ValidationError, match="nan"):
+        jsonschema.validate(_with(key, float("nan")), SCHEMA)
+    for ok in (0.0, -1.5, 3):
+        jsonschema.validate(_with(key, ok), SCHEMA)
+
+
+def test_every_subjects_list_rejects_duplicates():
+    keys = _subject_list_keys(SCHEMA)
+    assert "nsd.subjects" in keys and len(keys) >= 6
+    for key in keys:
+        with pytest.raises(jsonschema.ValidationError, match="non-unique"):
+            jsonschema.validate(_with(key, [1, 1]), SCHEMA)
+        jsonschema.validate(_with(key, [2, 1]), SCHEMA)

@@ -356,3 +356,15 @@ def test_svm_fit_kkt_on_random_batch():
     assert (g[alpha > 1 - tol] <= tol).all()
     free = (alpha > tol) & (alpha < 1 - tol)
     assert np.abs(g[free]).max() < tol
+
+
+def test_bad_options_are_input_errors():
+    data = np.zeros((3, 10, 4, 2))
+    with pytest.raises(InputError, match="but got 'knn'"):
+        pairwise_decoding_rdm(data, classifier="knn")
+    with pytest.raises(InputError, match="n_permutations must be an integer >= 1"):
+        pairwise_decoding_rdm(data, n_permutations=0)
+    with pytest.raises(InputError, match="Invalid device 'gpu0'"):
+        pairwise_decoding_rdm(data, device="gpu0")
+    with pytest.raises(InputError, match="device must be a string"):
+        _backend(0)

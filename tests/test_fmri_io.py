@@ -200,3 +200,32 @@ def test_condition_volumes_checks():
         ConditionVolumes(np.zeros((2, 3, 3, 3)), np.eye(4), np.array([1, 1]))
     with pytest.raises(InputError, match="4x4"):
         ConditionVolumes(np.zeros((2, 3, 3, 3)), np.eye(3), np.array([1, 2]))
+
+
+# --------------------------------------------------------------------------- issue 17
+
+
+def test_complex_volume_is_refused(tmp_path):
+    vols = _volumes(4, n_cond=2)
+    real = _save(tmp_path / "real.nii.gz", vols[0])
+    cplx = _save(tmp_path / "cplx.nii.gz", (vols[1] + 1j * vols[0]).astype(np.complex64))
+    with pytest.raises(InputError, match=r"cplx\.nii\.gz: condition volume is complex64; expected "
+                                         "real values"):
+        load_condition_volumes([real, cplx])
+    with pytest.raises(InputError, match=r"cplx\.nii\.gz: ROI mask is complex64"):
+        load_mask(cplx, real)
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+@pytest.mark.parametrize("how", ["empty", "half"])
+def test_empty_or_truncated_reference(tmp_path, suffix, how):
+    vols = _volumes(5, n_cond=1)
+    mask = _save(tmp_path / "mask.nii.gz", (vols[0] > 0).astype(np.uint8))
+    ref = _save(tmp_path / f"ref{suffix}", vols[0])
+    full = ref.read_bytes()
+    ref.write_bytes(b"" if how == "empty" else full[: len(full) // 2])
+    with pytest.raises(InputError, match=rf"ref{suffix.replace('.', '[.]')}: cannot read the "
+                                         "reference image as NIfTI"):
+        load_mask(mask, ref)
+    with pytest.raises(InputError, match="cannot read the reference image"):
+        load_localizer(mask, ref)

@@ -196,3 +196,97 @@ def test_trained_torchvision_from_local_state_dict(tmp_path):
     assert torch.equal(tf(img), ref(img))  # the weights' own (normalising) transform
     with pytest.raises(InputError, match="does not fit torchvision model 'alexnet'"):
         load_model("mv3_wrong", table, checkpoint_dir=tmp_path)
+
+
+# --------------------------------------------------------------- issue 17: bad tables and weights
+
+
+def test_truncated_table_is_refused(tmp_path):
+    lines = CONFIG.read_text().splitlines()
+    k = next(i for i, line in enumerate(lines) if i > 80 and ",true," in line)
+    cut = lines[k][: lines[k].index(",true,") + 10]  # inside the checkpoint name
+    path = tmp_path / "models.csv"
+    path.write_text("\n".join([*lines[:k], cut]))  # no final newline: the write stopped
+    with pytest.raises(InputError, match=rf"models.csv' is invalid:\n  line {k + 1} \(model "
+                                         rf"'{cut.split(',')[0]}'\): 8 of 10 fields; expected "
+                                         "10.*truncated"):
+        read_model_table(path)
+    # a complete last row without the final newline is fine
+    path.write_text("\n".join(lines[:k]))
+    assert len(read_model_table(path)) == k - 1
+
+
+def test_short_row_in_the_middle_is_refused(tmp_path):
+    path = _csv(
+        tmp_path,
+        "a,timm,resnet18,CNN,none,none,false,,,",
+        "b,timm,resnet18,CNN,none,none,false",
+        "c,timm,resnet18,CNN,none,none,false,,,",
+    )
+    with pytest.raises(InputError, match=r"line 3 \(model 'b'\): 7 of 10 fields; expected 10"):
+        read_model_table(path)
+
+
+def _gtnet_table(tmp_path, checkpoint="g.pth"):
+    return read_model_table(_csv(
+        tmp_path, f"g,brainalign,gtnet,CNN,demo,demo,true,{checkpoint},,", name="g.csv"))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused(tmp_path, value):
+    state = gtnet().state_dict()
+    key = next(k for k in state if k.endswith("weight"))
+    state[key] = state[key].clone()
+    state[key].view(-1)[3] = value
+    torch.save(state, tmp_path / "g.pth")
+    with pytest.raises(InputError, match=rf"g.pth' gives non-finite weights: 1 NaN or inf value"
+                                         rf"\(s\) in {key.replace('.', '[.]')}"):
+        load_model("g", _gtnet_table(tmp_path), checkpoint_dir=tmp_path)
+
+
+def test_integer_weights_are_refused(tmp_path):
+    state = {k: v.to(torch.int32) if v.is_floating_point() else v
+             for k, v in gtnet().state_dict().items()}
+    torch.save(state, tmp_path / "g.pth")
+    with pytest.raises(InputError, match=r"g.pth' stores .* as torch.int32; expected a floating "
+                                         r"dtype"):
+        load_model("g", _gtnet_table(tmp_path), checkpoint_dir=tmp_path)
+
+
+def test_integer_timm_weights_are_refused(tmp_path):
+    import timm
+
+    source = timm.create_model("resnet18", pretrained=False)
+    torch.save({k: v.to(torch.int32) for k, v in source.state_dict().items()}, tmp_path / "r.pth")
+    table = read_model_table(_csv(
+        tmp_path, "r,timm,resnet18.a1_in1k,CNN,classification,ImageNet-1K,true,r.pth,,"))
+    with pytest.raises(InputError, match=r"r.pth' stores .* as torch.int32; expected a floating"):
+        load_model("r", table, checkpoint_dir=tmp_path)
+
+
+def test_empty_timm_checkpoint(tmp_path):
+    (tmp_path / "r.safetensors").write_bytes(b"")
+    (tmp_path / "r.pth").write_bytes(b"")
+    table = read_model_table(_csv(
+        tmp_path,
+        "r_st,timm,resnet18.a1_in1k,CNN,classification,ImageNet-1K,true,r.safetensors,,",
+        "r_pth,timm,resnet18.a1_in1k,CNN,classification,ImageNet-1K,true,r.pth,,",
+    ))
+    for name, file in (("r_st", "r.safetensors"), ("r_pth", "r.pth")):
+        with pytest.raises(InputError, match=rf"Checkpoint '.*{file}' is empty \(0 bytes\); expected "
+                                             "a state dict"):
+            load_model(name, table, checkpoint_dir=tmp_path)
+
+
+def test_network_file_with_unknown_architecture_kwargs(tmp_path):
+    from brainalign.models.registry import NETWORK_FILE_FORMAT
+
+    torch.save({"format": NETWORK_FILE_FORMAT, "architecture": "alexnet8",
+                "arch_kwargs": {"n_classes": 4, "width": 0.1, "widht": 2.0},
+                "transform_kwargs": {}, "state_dict": {}}, tmp_path / "ax.pth")
+    table = read_model_table(_csv(tmp_path, "ax,brainalign,alexnet8,CNN,cls,demo,true,ax.pth,,"))
+    with pytest.raises(InputError, match=r"ax.pth' holds arch_kwargs \{.*'widht': 2.0\} that "
+                                         r"brainalign network 'alexnet8' does not accept .*"
+                                         r"unexpected keyword argument 'widht'.*accepted: n_classes, "
+                                         "width"):
+        load_model("ax", table, checkpoint_dir=tmp_path)

@@ -514,3 +514,66 @@ def test_bad_options(tmp_path, kwargs, match):
 def test_bad_subject(tmp_path, subject):
     with pytest.raises(InputError, match="subject"):
         _load(tmp_path, subject)
+
+
+# --------------------------------------------------------------- silent wrong data (issue 17)
+
+
+def _edit_volume(path, fn):
+    img = nib.load(path)
+    data = fn(np.asarray(img.dataobj).copy())
+    nib.save(nib.Nifti1Image(data, img.affine), path)
+
+
+def test_ncsnr_inf_at_a_candidate_voxel(tmp_path):
+    root, _, _ = _fresh(tmp_path)
+    i, j, k = _load(root).voxel_ijk["OTC"][1]
+
+    def put_inf(d):
+        d[i, j, k] = np.inf
+        return d
+
+    _edit_volume(nsd_paths(root, 1)["ncsnr"], put_inf)
+    with pytest.raises(InputError, match=rf"ncsnr.nii.gz: ncsnr is inf at 1 voxel.*ROI 'OTC'.*"
+                                         rf"first at \(X, Y, Z\) = \({i}, {j}, {k}\).*expected finite"):
+        _load(root)
+    _load(root, rois=("EVC",))  # the inf voxel is not an EVC location: EVC is unaffected
+
+
+def test_ncsnr_nan_voxels_are_not_selected(tmp_path):
+    """Documented: NaN ncsnr means 'no estimate' and never passes the threshold."""
+    root, _, _ = _fresh(tmp_path)
+    before = _load(root)
+    drop = before.voxel_ijk["EVC"][0]
+
+    def put_nan(d):
+        d[tuple(drop)] = np.nan
+        return d
+
+    _edit_volume(nsd_paths(root, 1)["ncsnr"], put_nan)
+    after = _load(root)
+    np.testing.assert_array_equal(after.voxel_ijk["EVC"], before.voxel_ijk["EVC"][1:])
+    np.testing.assert_array_equal(after.responses["OTC"], before.responses["OTC"])
+
+
+def test_floc_t_map_all_nan(tmp_path):
+    root, _, _ = _fresh(tmp_path)
+    _edit_volume(nsd_paths(root, 1)["tval/faces"], lambda d: np.full_like(d, np.nan))
+    with pytest.raises(InputError, match=r"floc_facestval.nii.gz: the floc t map is NaN or inf at "
+                                         r"\d+ voxel.*floc ROIs .*FFA-1.*expected finite t"):
+        _load(root)
+    _load(root, rois=("EVC",))  # EVC does not use the floc maps
+    _load(root, floc_rois=("EBA", "PPA", "VWFA-1"))  # nor does OTC without face ROIs
+
+
+@pytest.mark.parametrize("key", ["ncsnr_threshold", "floc_t_threshold"])
+def test_nan_threshold(tmp_path, key):
+    with pytest.raises(InputError, match=rf"{key} \(config key nsd.{key}\) is NaN; expected a number"):
+        _load(tmp_path, **{key: float("nan")})
+
+
+def test_complex_volume(tmp_path):
+    root, _, _ = _fresh(tmp_path)
+    _edit_volume(nsd_paths(root, 1)["ncsnr"], lambda d: d.astype(np.complex64))
+    with pytest.raises(InputError, match=r"ncsnr.nii.gz: volume is complex64; expected real"):
+        _load(root)

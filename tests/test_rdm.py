@@ -132,3 +132,20 @@ def test_condensed_roundtrip(patterns):
     np.testing.assert_array_equal(sq[i, j], rdm)
     with pytest.raises(ValueError, match="condensed"):
         condensed_to_square(np.ones(4))
+
+
+def test_bad_input_is_input_error(patterns):
+    from brainalign.utils import InputError
+
+    with pytest.raises(InputError, match=r"'metric'.*'cosine'"):
+        compute_rdm(patterns, "cosine")
+    with pytest.raises(InputError, match=r"shape \(n_conditions, n_features\)"):
+        compute_rdm(np.ones(5))
+    with pytest.raises(InputError, match="at least 2 conditions"):
+        compute_rdm(np.ones((1, 5)))
+    with pytest.raises(InputError, match="must be one condensed RDM"):
+        compare_rdms(np.ones((3, 1)), np.ones(3))
+    with pytest.raises(InputError, match="lengths differ"):
+        compare_rdms(np.ones(3), np.ones(6))
+    with pytest.raises(InputError, match="not a condensed RDM length"):
+        condensed_to_square(np.ones(4))

@@ -438,3 +438,16 @@ def test_summary_rdm_validates():
         summary_rdm(np.ones((5, 3)))
     with pytest.raises(ValueError, match="n_components"):
         summary_rdm([np.ones((5, 3))], n_components=5)
+
+
+def test_bad_options_are_input_errors():
+    with pytest.raises(InputError, match="Allowed values are -1, 0 and 1, but got 2"):
+        sign_permutation_test(np.ones((5, 3)), tail=2)
+    with pytest.raises(InputError, match="'n_permutations' must be an integer >= 1"):
+        sign_permutation_test(np.ones((5, 3)), n_permutations=0)
+    with pytest.raises(InputError, match="'alpha' must be in \\(0, 1\\)"):
+        fdr(np.array([0.1, 0.2]), alpha=1.5)
+    with pytest.raises(InputError, match="'alpha' must be a number in \\(0, 1\\)"):
+        fdr(np.array([0.1, 0.2]), alpha="0.05")
+    with pytest.raises(InputError, match="'n_components' must be <= n_conditions - 1"):
+        summary_rdm([np.random.default_rng(0).normal(size=(5, 3))], n_components=5)

@@ -425,3 +425,32 @@ def test_writer_rejects_bad_input(tmp_path):
     with pytest.raises(InputError, match="expected 6, the image count"):
         write_synthetic_things_eeg2(tmp_path, data_by_subject={1: _eeg(0)},
                                     image_files={"test": ["a.jpg"]})
+
+
+# --------------------------------------------------------------- silent wrong data (issue 17)
+
+
+def test_duplicate_channel_names(tmp_path):
+    root = _fresh(tmp_path)
+    ch = list(THINGS_EEG2_CHANNELS)
+    ch[5] = "Pz"  # two columns named Pz: channels=['Pz'] would pick one silently
+    path = things_eeg2_paths(root, 1)["eeg/test"]
+    raw = np.load(path, allow_pickle=True).item()
+    _overwrite(path, {**raw, "ch_names": ch})
+    with pytest.raises(InputError, match=r"preprocessed_eeg_test.npy: ch_names holds 'Pz' twice "
+                                         r"\(positions 0 and 5\); expected distinct"):
+        load_things_eeg2(root, 1, channels=["Pz"])
+    with pytest.raises(InputError, match="ch_names holds 'Pz' twice"):
+        load_things_eeg2(root, 1)
+
+
+@pytest.mark.parametrize("split, prefix", [("test", "test"), ("training", "train")])
+def test_duplicate_image_file_names(tmp_path, split, prefix):
+    files = [f"img{i}.jpg" for i in range(N_IMG)]
+    files[4] = files[1]
+    root = _fresh(tmp_path, data={1: {"test": _eeg(5), "training": _eeg(6)}},
+                  image_files={split: files})
+    with pytest.raises(InputError, match=rf"image_metadata.npy: {prefix}_img_files holds "
+                                         r"'img1.jpg' twice \(entries 1 and 4\); expected one "
+                                         "distinct file per image"):
+        load_things_eeg2(root, 1)

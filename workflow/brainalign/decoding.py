@@ -354,7 +354,7 @@ def _n_cores() -> int:
 
 def _check_int(name: str, value, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}.")
     return int(value)
 
 
@@ -394,7 +394,7 @@ def _check_data(data) -> np.ndarray:
 
 def _backend(device: str, *, torch_cpu: bool = False) -> _svm.Backend:
     if not isinstance(device, str):
-        raise ValueError(f"device must be a string such as 'cpu' or 'cuda', got {device!r}.")
+        raise InputError(f"device must be a string such as 'cpu' or 'cuda', got {device!r}.")
     if device == "cpu":
         return _svm.Backend("cpu", torch_cpu=torch_cpu)
     try:
@@ -402,10 +402,10 @@ def _backend(device: str, *, torch_cpu: bool = False) -> _svm.Backend:
 
         dev = torch.device(device)
     except (ImportError, RuntimeError) as err:
-        raise ValueError(f"Invalid device {device!r}: 'cpu' (numpy) or a torch device such as "
+        raise InputError(f"Invalid device {device!r}: 'cpu' (numpy) or a torch device such as "
                          f"'cuda' is expected ({err}).") from err
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was requested but torch sees no CUDA device; use 'cpu'.")
+        raise InputError(f"device={device!r} was requested but torch sees no CUDA device; use 'cpu'.")
     return _svm.Backend(device)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
-from brainalign.utils import check_finite, check_option
+from brainalign.utils import InputError, check_finite, check_option
 
 __all__ = [
     "compute_rdm",
@@ -43,9 +43,9 @@ def _upper(square: np.ndarray) -> np.ndarray:
 def _check_patterns(X) -> np.ndarray:
     X = np.asarray(X)
     if X.ndim != 2:
-        raise ValueError(f"Expected patterns of shape (n_conditions, n_features), got {X.shape}.")
+        raise InputError(f"Expected patterns of shape (n_conditions, n_features), got {X.shape}.")
     if X.shape[0] < 2:
-        raise ValueError(f"An RDM needs at least 2 conditions, got {X.shape[0]}.")
+        raise InputError(f"An RDM needs at least 2 conditions, got {X.shape[0]}.")
     check_finite(X, "RDM input patterns")
     if X.dtype.kind != "f":
         X = X.astype(np.float64)
@@ -153,9 +153,9 @@ def compare_rdms(a, b, method: str = "pearson"):
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.ndim != 1:
-        raise ValueError(f"compare_rdms: `a` must be one condensed RDM (1-D), got shape {a.shape}.")
+        raise InputError(f"compare_rdms: `a` must be one condensed RDM (1-D), got shape {a.shape}.")
     if b.shape[-1] != a.shape[0] or b.ndim > 2:
-        raise ValueError(
+        raise InputError(
             f"compare_rdms: RDM lengths differ: a has {a.shape[0]} pairs, b has shape {b.shape}."
         )
     if method == "spearman":
@@ -171,7 +171,7 @@ def condensed_to_square(rdm, diagonal: float = 0.0) -> np.ndarray:
     m = rdm.shape[0]
     n = int(round((1 + np.sqrt(1 + 8 * m)) / 2))
     if n * (n - 1) // 2 != m:
-        raise ValueError(f"Length {m} is not a condensed RDM length n(n-1)/2.")
+        raise InputError(f"Length {m} is not a condensed RDM length n(n-1)/2.")
     square = np.full((n, n), diagonal, dtype=np.result_type(rdm.dtype, np.float64))
     i, j = np.triu_indices(n, k=1)
     square[i, j] = rdm

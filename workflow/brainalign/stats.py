@@ -83,15 +83,15 @@ def _check_n_subjects(x: np.ndarray, what: str, minimum: int = 2) -> int:
 
 def _check_count(value, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name!r} must be an integer >= {minimum}, got {value!r}.")
+        raise InputError(f"{name!r} must be an integer >= {minimum}, got {value!r}.")
     return int(value)
 
 
 def _check_probability(value, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise ValueError(f"{name!r} must be a number in (0, 1), got {value!r}.")
+        raise InputError(f"{name!r} must be a number in (0, 1), got {value!r}.")
     if not 0.0 < float(value) < 1.0:
-        raise ValueError(f"{name!r} must be in (0, 1), got {value!r}.")
+        raise InputError(f"{name!r} must be in (0, 1), got {value!r}.")
     return float(value)
 
 
@@ -813,6 +813,6 @@ def summary_rdm(layer_features, n_components=None) -> np.ndarray:
         n_components = n - 1
     n_components = _check_count(n_components, "n_components")
     if n_components > n - 1:
-        raise ValueError(f"'n_components' must be <= n_conditions - 1 = {n - 1}, got {n_components}.")
+        raise InputError(f"'n_components' must be <= n_conditions - 1 = {n - 1}, got {n_components}.")
     scores = [_pca_scores(f, min(n_components, f.shape[1])) for f in layers]
     return compute_rdm(np.concatenate(scores, axis=1), "spearman")

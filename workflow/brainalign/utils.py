@@ -32,11 +32,12 @@ class InputError(ValueError):
 
 
 def check_option(name: str, value, allowed: Iterable):
-    """Raise ``ValueError`` unless ``value`` is one of ``allowed``; return it otherwise.
+    """Raise :class:`InputError` unless ``value`` is one of ``allowed``; return it otherwise.
 
     The message lists the allowed values and the value received, e.g.
     ``Invalid value for the 'metric' parameter. Allowed values are 'pearson' and
-    'spearman', but got 'kendall' instead.``
+    'spearman', but got 'kendall' instead.`` :class:`InputError` subclasses
+    ``ValueError``, so ``except ValueError`` handlers still catch it.
     """
     allowed = list(allowed)
     if value in allowed:
@@ -46,7 +47,7 @@ def check_option(name: str, value, allowed: Iterable):
         listed = ", ".join(reprs[:-1]) + " and " + reprs[-1]
     else:
         listed = reprs[0]
-    raise ValueError(
+    raise InputError(
         f"Invalid value for the {name!r} parameter. Allowed values are {listed}, "
         f"but got {value!r} instead."
     )

@@ -241,8 +241,9 @@ def read_bdata(path) -> BData:
     ------
     InputError
         Missing file, not HDF5, no ``/dataset`` (or ``/dataSet``) 2-D array, no
-        ``/metadata/{key,description,value}``, a value matrix whose shape is not
-        (n_keys, n_columns of /dataset), duplicate keys, or a malformed ``/vmap``.
+        ``/metadata/{key,description,value}``, a value matrix that is not numeric or whose
+        shape is not (n_keys, n_columns of /dataset), duplicate keys, or a malformed
+        ``/vmap``.
     """
     path = Path(path)
     with _open(path) as f:
@@ -267,6 +268,12 @@ def read_bdata(path) -> BData:
         md = f[md_name]
         keys = _strings(md["key"], path, "/metadata/key")
         descriptions = _strings(md["description"], path, "/metadata/description")
+        if md["value"].dtype.kind not in "fiub":
+            raise InputError(
+                f"{path}: /metadata/value is {md['value'].dtype} with shape "
+                f"{md['value'].shape}; expected a float matrix (n_keys, n_columns) with 1 "
+                "marking each key's columns and NaN for n/a."
+            )
         values = np.asarray(md["value"], dtype=np.float64)
         vmap = _read_vmap(f, path)
 
@@ -382,7 +389,17 @@ def _labels_of(values: np.ndarray, table, key: str, path) -> np.ndarray:
             f"{path}: value {missing[0]!r} of {key!r} has no label in /vmap/{key} "
             f"({len(missing)} values unlabelled)."
         )
-    return np.array([table[float(v)] for v in values], dtype=str)
+    labels = np.array([table[float(v)] for v in values], dtype=str)
+    first: dict[str, float] = {}
+    for v, label in zip(values, labels.tolist(), strict=True):
+        if label in first:
+            raise InputError(
+                f"{path}: values {first[label]!r} and {float(v)!r} of {key!r} have the same "
+                f"label {label!r} in /vmap/{key}; expected one distinct label per stimulus "
+                "(two stimuli would be indistinguishable by label)."
+            )
+        first[label] = float(v)
+    return labels
 
 
 # --------------------------------------------------------------------------- high level
@@ -395,6 +412,7 @@ def load_bdata_rois(
     label_key: str | None = None,
     average_repetitions: bool = True,
     data_type: int | None = None,
+    n_repetitions: int | str | None = None,
 ) -> dict:
     """Per-ROI responses of each stimulus of one BData file, averaged over repetitions.
 
@@ -416,6 +434,14 @@ def load_bdata_rois(
     data_type : int, optional
         Keep only trials whose ``DataType`` equals this (GOD: 1 training, 2 test perception,
         3 test imagery). None: all trials.
+    n_repetitions : int, 'any' or None
+        The trial count every stimulus must have. None (default): every stimulus must have
+        the same count as the others (within each ``DataType`` when the file has one and
+        ``data_type`` is None, since GOD shows training images once and test images many
+        times). An int: exactly that count (Shen training 5, Shen test 24, GOD test
+        perception 35). ``'any'``: no check (stimuli are averaged over however many trials
+        they have). A stimulus with more trials than the others usually means two stimuli
+        share one label value, which would silently average two images into one.
 
     Returns
     -------
@@ -435,10 +461,18 @@ def load_bdata_rois(
     InputError
         Every error of :func:`read_bdata`; an unknown ROI or label key (the message lists
         the available keys), an ROI with no column, a label key that is not a single
-        column, NaN labels, NaN/inf in the selected responses, no ``DataType`` when
-        ``data_type`` is given, no trial left, unequal repetition counts with
-        ``average_repetitions=False``.
+        column, NaN labels, two label values with one ``/vmap`` label, NaN/inf in the
+        selected responses, no ``DataType`` when ``data_type`` is given, no trial left,
+        repetition counts that differ from ``n_repetitions`` (see there), unequal
+        repetition counts with ``average_repetitions=False``.
     """
+    if n_repetitions is not None and n_repetitions != "any" and (
+        isinstance(n_repetitions, bool) or not isinstance(n_repetitions, int | np.integer)
+        or n_repetitions < 1
+    ):
+        raise InputError(
+            f"n_repetitions must be an integer >= 1, 'any' or None, got {n_repetitions!r}."
+        )
     bd = read_bdata(path)
     rois = (rois,) if isinstance(rois, str) else tuple(rois)
     if not rois:
@@ -471,8 +505,14 @@ def load_bdata_rois(
         )
     if rows.size == 0:
         raise InputError(f"{bd.path}: /dataset has no rows.")
-    ids, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    ids, first, inverse, counts = np.unique(labels, return_index=True, return_inverse=True,
+                                            return_counts=True)
     names = _labels_of(ids, bd._vmap.get(label_key), label_key, bd.path)
+    if n_repetitions != "any":
+        groups = None
+        if data_type is None and "DataType" in bd.keys():
+            groups = bd.get("DataType", rows=rows, check_finite=False)[first]
+        _check_repetitions(bd.path, counts, names, n_repetitions, groups, label_key)
     cols = {roi: bd.columns(roi) for roi in rois}
 
     n_stim = len(ids)
@@ -482,8 +522,8 @@ def load_bdata_rois(
         if counts.min() != counts.max():
             i, j = int(np.argmin(counts)), int(np.argmax(counts))
             raise InputError(
-                f"{bd.path}: stimuli have unequal repetition counts ({names[i]!r}: "
-                f"{int(counts[i])}, {names[j]!r}: {int(counts[j])}); average_repetitions=False "
+                f"{bd.path}: stimuli have unequal repetition counts ({str(names[i])!r}: "
+                f"{int(counts[i])}, {str(names[j])!r}: {int(counts[j])}); average_repetitions=False "
                 "needs the same count for every stimulus."
             )
         n_reps = int(counts[0])
@@ -520,6 +560,41 @@ def load_bdata_rois(
         "label_key": label_key,
         "path": str(bd.path),
     }
+
+
+def _check_repetitions(path, counts, names, expected, groups, label_key) -> None:
+    """InputError unless every stimulus has ``expected`` trials (None: the same count,
+    within each DataType group when ``groups`` is given)."""
+    if expected is not None:
+        off = np.flatnonzero(counts != expected)
+        if len(off):
+            i = int(off[0])
+            raise InputError(
+                f"{path}: {len(off)} of {len(counts)} stimuli do not have the expected "
+                f"n_repetitions={int(expected)} trials: {str(names[i])!r} has "
+                f"{int(counts[i])} (counts range {int(counts.min())}..{int(counts.max())})."
+            )
+        return
+    if groups is None:
+        groups = np.zeros(len(counts))
+    for g in np.unique(groups):
+        members = np.flatnonzero(groups == g)
+        c = counts[members]
+        if c.min() == c.max():
+            continue
+        values, n = np.unique(c, return_counts=True)
+        mode = int(values[np.argmax(n)])  # the most common count (the smallest on ties)
+        odd = members[c != mode]
+        i = int(odd[np.argmax(np.abs(counts[odd] - mode))])
+        where = f" among DataType {g:g}" if len(np.unique(groups)) > 1 or g != 0 else ""
+        raise InputError(
+            f"{path}: stimuli have unequal repetition counts{where}: {str(names[i])!r} has "
+            f"{int(counts[i])} trials but most stimuli have {mode} ({len(odd)} of "
+            f"{len(members)} stimuli differ; counts range {int(c.min())}..{int(c.max())}); "
+            f"expected {mode} trials for every stimulus. A stimulus with extra trials usually "
+            f"means two stimuli share one {label_key!r} value. Pass n_repetitions='any' to "
+            "average unequal counts anyway, or n_repetitions=<count> to state the count."
+        )
 
 
 def pca_visual_cortex(

@@ -120,13 +120,55 @@ def _load_image(path, what: str):
         raise InputError(f"{what} not found: {path}; expected a NIfTI file (.nii or .nii.gz).")
     try:
         img = nib.load(str(path))
-        data = np.asarray(img.get_fdata(dtype=np.float64))
+        dtype = np.dtype(img.get_data_dtype())
     except Exception as err:  # nibabel raises many types on corrupt files
+        raise _unreadable(path, what, err) from err
+    if dtype.kind not in "biuf":
         raise InputError(
-            f"{path}: cannot read {what} as NIfTI ({type(err).__name__}: {err}); the file may be "
-            "truncated or not an image."
-        ) from err
+            f"{path}: {what} is {dtype}; expected real values (integer or float voxels). A "
+            "complex or RGB image would lose its imaginary part or channels when read as float."
+        )
+    try:
+        data = np.asarray(img.get_fdata(dtype=np.float64))
+    except Exception as err:
+        raise _unreadable(path, what, err) from err
     return img, data
+
+
+def _unreadable(path, what: str, err: Exception) -> InputError:
+    return InputError(
+        f"{path}: cannot read {what} as NIfTI ({type(err).__name__}: {err}); the file may be "
+        "empty, truncated or not an image."
+    )
+
+
+def _check_complete(path: Path, img, what: str) -> None:
+    """InputError unless the file holds all of the image's voxels (header read, data not).
+
+    Uncompressed files are checked by size; compressed ones are decompressed in blocks
+    (bounded memory) up to the end of the stream.
+    """
+    from nibabel.openers import ImageOpener
+
+    proxy = img.dataobj
+    if not hasattr(proxy, "offset"):  # not a file-backed array proxy: nothing to compare
+        return
+    expected = int(proxy.offset) + int(np.prod(proxy.shape)) * np.dtype(img.get_data_dtype()).itemsize
+    try:
+        if path.suffix.lower() not in ImageOpener.compress_ext_map:
+            size = path.stat().st_size
+        else:
+            size = 0
+            with ImageOpener(path, "rb") as f:
+                while block := f.read(16 * 2**20):
+                    size += len(block)
+    except Exception as err:  # a truncated gzip stream raises EOFError
+        raise _unreadable(path, what, err) from err
+    if size < expected:
+        raise InputError(
+            f"{path}: cannot read {what} as NIfTI: the file holds {size} bytes but its header "
+            f"describes {expected} (shape {tuple(proxy.shape)}); the file is truncated."
+        )
 
 
 def _squeeze_3d(data: np.ndarray, path, what: str) -> np.ndarray:
@@ -171,8 +213,9 @@ def load_condition_volumes(paths, *, conditions: Sequence | None = None) -> Cond
     Raises
     ------
     InputError
-        Missing or unreadable file; a file of the wrong dimensionality; files whose shapes
-        or affines differ (both files named); the wrong number of condition ids.
+        Missing or unreadable file; a complex (or otherwise non-real) image; a file of the
+        wrong dimensionality; files whose shapes or affines differ (both files named); the
+        wrong number of condition ids.
     """
     if isinstance(paths, str | Path):
         path = Path(paths)
@@ -219,9 +262,14 @@ def _reference_grid(reference) -> tuple[tuple, np.ndarray, str]:
     if isinstance(reference, ConditionVolumes):
         return reference.shape, reference.affine, reference.name
     if isinstance(reference, str | Path):
-        if not Path(reference).is_file():
+        path = Path(reference)
+        if not path.is_file():
             raise InputError(f"Reference image not found: {reference}.")
-        img = nib.load(str(reference))
+        try:
+            img = nib.load(str(path))
+        except Exception as err:  # nibabel raises many types on empty or corrupt files
+            raise _unreadable(path, "the reference image", err) from err
+        _check_complete(path, img, "the reference image")
         return tuple(img.shape[:3]), img.affine, str(reference)
     if isinstance(reference, nib.spatialimages.SpatialImage):
         return tuple(reference.shape[:3]), reference.affine, "the reference image"
@@ -273,6 +321,13 @@ def load_mask(path, reference, *, resample: bool = False, threshold: float = 0.0
     Returns
     -------
     ndarray of bool, shape (X, Y, Z)
+
+    Raises
+    ------
+    InputError
+        Missing, empty, truncated or complex mask or reference file (a reference path is
+        read to its end to be sure it is whole); grids that differ without ``resample``;
+        an empty mask.
     """
     data = _load_on_grid(path, reference, resample=resample, interpolation="nearest", what="ROI mask")
     with np.errstate(invalid="ignore"):

@@ -204,7 +204,9 @@ def load_nsd_subject(
     rois : sequence of {'OTC', 'EVC'}
         ROIs to return (see the module docstring for the selection rules).
     ncsnr_threshold : float
-        Keep voxels with ncsnr strictly above this.
+        Keep voxels with ncsnr strictly above this (not NaN). A voxel whose ncsnr is NaN
+        (no estimate) is never kept; an infinite ncsnr where an ROI could select a voxel
+        is an error.
     otc_streams : sequence of str
         ``streams`` ROIs (names in ``NSD_ROI_LABELS['streams']``) that, inside nsdgeneral,
         belong to OTC.
@@ -212,7 +214,8 @@ def load_nsd_subject(
         floc category ROIs whose voxels with t > ``floc_t_threshold`` (t of the ROI's own
         domain) belong to OTC. Empty: no floc voxels.
     floc_t_threshold : float
-        Threshold on the floc t maps (strictly above).
+        Threshold on the floc t maps (strictly above; not NaN). The t maps must be finite
+        at the voxels of the requested floc ROIs whose ncsnr passes ``ncsnr_threshold``.
     zscore_sessions : bool
         z-score each voxel across all trials of each session before averaging
         repetitions (as Conwell et al.'s code); otherwise return percent signal change.
@@ -229,9 +232,11 @@ def load_nsd_subject(
     Raises
     ------
     InputError
-        Missing or malformed file, design and stimulus table that disagree, an image
-        with fewer than ``n_reps`` presentations, non-finite responses of a selected
-        voxel, or an ROI that selects no voxel.
+        Missing or malformed file (a complex volume included), design and stimulus
+        table that disagree, an image with fewer than ``n_reps`` presentations, a NaN
+        threshold, an infinite ncsnr where an ROI could select a voxel, a NaN/inf floc t
+        inside a requested floc ROI, non-finite responses of a selected voxel, or an ROI
+        that selects no voxel.
     """
     rois = _check_rois(rois)
     subject = _check_subject(subject)
@@ -242,8 +247,8 @@ def load_nsd_subject(
     for name in floc_rois:
         check_option("floc_rois", name, _FLOC_ROIS)
     n_reps = _check_int("n_reps", n_reps, 1)
-    ncsnr_threshold = float(ncsnr_threshold)
-    floc_t_threshold = float(floc_t_threshold)
+    ncsnr_threshold = _check_threshold("ncsnr_threshold", ncsnr_threshold)
+    floc_t_threshold = _check_threshold("floc_t_threshold", floc_t_threshold)
 
     paths = nsd_paths(nsd_root, subject)
     # 1. Design: which trials show which shared image (cheap, all checked up front).
@@ -271,7 +276,7 @@ def load_nsd_subject(
     masks = _select_voxels(
         paths, rois, ncsnr_vol, shape_xyz, first,
         ncsnr_threshold=ncsnr_threshold, otc_streams=otc_streams, floc_rois=floc_rois,
-        floc_t_threshold=floc_t_threshold,
+        floc_t_threshold=floc_t_threshold, ncsnr_path=ncsnr_path,
     )
     for roi, mask in masks.items():
         if not mask.any():
@@ -324,6 +329,21 @@ def _check_int(name: str, value, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}.")
     return int(value)
+
+
+def _check_threshold(name: str, value) -> float:
+    """A threshold as float; NaN would silently select no voxel (every comparison is False)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InputError(
+            f"{name} (config key nsd.{name}) must be a number, got {value!r}."
+        )
+    value = float(value)
+    if math.isnan(value):
+        raise InputError(
+            f"{name} (config key nsd.{name}) is NaN; expected a number (voxels strictly "
+            "above it are kept)."
+        )
+    return value
 
 
 def _check_subject(subject) -> int:
@@ -541,6 +561,11 @@ def _read_volume(path: Path, shape_xyz, betas_path: Path) -> np.ndarray:
     except Exception as err:
         raise InputError(f"{path}: cannot read as NIfTI ({err}).") from err
     data = np.asarray(data)
+    if data.dtype.kind not in "biuf":
+        raise InputError(
+            f"{path}: volume is {data.dtype}; expected real numbers (integer labels or float "
+            "values), not complex or other types."
+        )
     if data.shape != tuple(shape_xyz):
         raise InputError(
             f"{path}: volume has shape {data.shape}; expected {tuple(shape_xyz)} (X, Y, Z), "
@@ -557,15 +582,24 @@ def _labels(path: Path, shape_xyz, betas_path: Path) -> np.ndarray:
 
 
 def _select_voxels(paths, rois, ncsnr_vol, shape_xyz, betas_path, *, ncsnr_threshold,
-                   otc_streams, floc_rois, floc_t_threshold) -> dict[str, np.ndarray]:
-    """Boolean (X, Y, Z) mask per ROI."""
+                   otc_streams, floc_rois, floc_t_threshold, ncsnr_path) -> dict[str, np.ndarray]:
+    """Boolean (X, Y, Z) mask per ROI.
+
+    NaN ncsnr means "no estimate": such a voxel never passes the threshold. An infinite
+    ncsnr at a voxel an ROI could select, or a NaN/inf floc t at a voxel of a requested
+    floc ROI (with ncsnr above the threshold), is an :class:`InputError`: either would
+    silently add or drop voxels.
+    """
+    ncsnr = np.asarray(ncsnr_vol, dtype=np.float64)
     with np.errstate(invalid="ignore"):
-        good = np.asarray(ncsnr_vol, dtype=np.float64) > ncsnr_threshold  # NaN -> False
+        good = ncsnr > ncsnr_threshold  # NaN -> False (documented above)
     streams = _labels(paths["roi/streams"], shape_xyz, betas_path)
     masks = {}
     for roi in rois:
         if roi == "EVC":
-            masks[roi] = good & (streams == NSD_ROI_LABELS["streams"]["early"])
+            where = streams == NSD_ROI_LABELS["streams"]["early"]
+            _check_ncsnr_finite(ncsnr, where, roi, ncsnr_path)
+            masks[roi] = good & where
             continue
         general = _labels(paths["roi/nsdgeneral"], shape_xyz, betas_path)
         codes = [NSD_ROI_LABELS["streams"][s] for s in otc_streams]
@@ -577,11 +611,38 @@ def _select_voxels(paths, rois, ncsnr_vol, shape_xyz, betas_path, *, ncsnr_thres
         for file, labels in files.items():
             domain = file.split("-", 1)[1]  # floc-faces -> floc_facestval.nii.gz
             roi_vol = _labels(paths[f"roi/{file}"], shape_xyz, betas_path)
-            tval = _read_volume(paths[f"tval/{domain}"], shape_xyz, betas_path)
-            with np.errstate(invalid="ignore"):
-                otc |= np.isin(roi_vol, labels) & (np.asarray(tval) > floc_t_threshold)
+            tval = np.asarray(
+                _read_volume(paths[f"tval/{domain}"], shape_xyz, betas_path), dtype=np.float64
+            )
+            in_floc = np.isin(roi_vol, labels)
+            bad = in_floc & ~np.isfinite(tval) & good
+            if bad.any():
+                names = [n for n in floc_rois if _FLOC_ROIS[n][0] == file]
+                first = tuple(int(c) for c in np.argwhere(bad)[0])
+                raise InputError(
+                    f"{paths[f'tval/{domain}']}: the floc t map is NaN or inf at "
+                    f"{int(bad.sum())} voxel(s) of the floc ROIs {names} (from "
+                    f"{paths[f'roi/{file}']}) whose ncsnr exceeds ncsnr_threshold="
+                    f"{ncsnr_threshold}, first at (X, Y, Z) = {first}; expected finite t "
+                    "values there (the voxels would be dropped from OTC silently). Check the "
+                    "file, or leave these floc ROIs out of floc_rois."
+                )
+            otc |= in_floc & (tval > floc_t_threshold)
+        _check_ncsnr_finite(ncsnr, otc, roi, ncsnr_path)
         masks[roi] = good & otc
     return masks
+
+
+def _check_ncsnr_finite(ncsnr: np.ndarray, where: np.ndarray, roi: str, path: Path) -> None:
+    """InputError if ncsnr is +-inf at a voxel of ``where`` (the ROI's location)."""
+    bad = where & np.isinf(ncsnr)
+    if bad.any():
+        first = tuple(int(c) for c in np.argwhere(bad)[0])
+        raise InputError(
+            f"{path}: ncsnr is inf at {int(bad.sum())} voxel(s) that ROI {roi!r} could select, "
+            f"first at (X, Y, Z) = {first}; expected finite ncsnr (NaN = no estimate is "
+            "allowed and never selected)."
+        )
 
 
 def _read_repetitions(betas_dir, sessions, trials, trials_per_session, ijk, *, zscore,

@@ -164,6 +164,12 @@ def load_image_metadata(data_root) -> dict[str, np.ndarray]:
     dict with ``train_img_files``, ``train_img_concepts``, ``test_img_files``,
     ``test_img_concepts``: str arrays; entry i of a split describes image i of that split
     (its file is ``<split>_images/<concept>/<file>``).
+
+    Raises
+    ------
+    InputError
+        See :func:`load_pickled_dict`; a list that is not 1-D str, files and concepts of
+        different lengths, or a file name listed twice within a split.
     """
     path = things_eeg2_paths(data_root)["metadata"]
     meta = load_pickled_dict(path, data_root, required=_META_KEYS)
@@ -180,7 +186,24 @@ def load_image_metadata(data_root) -> dict[str, np.ndarray]:
                 f"{path}: {prefix}_img_files has {n_files} entries but {prefix}_img_concepts "
                 f"has {n_concepts}; expected one concept per image."
             )
+        dup = _first_duplicate(out[f"{prefix}_img_files"])
+        if dup is not None:
+            name, i, j = dup
+            raise InputError(
+                f"{path}: {prefix}_img_files holds {name!r} twice (entries {i} and {j}); "
+                "expected one distinct file per image (THINGS file names are unique)."
+            )
     return out
+
+
+def _first_duplicate(names: np.ndarray) -> tuple[str, int, int] | None:
+    """(name, first position, second position) of the first repeated name, or None."""
+    seen: dict[str, int] = {}
+    for j, name in enumerate(names.tolist()):
+        if name in seen:
+            return name, seen[name], j
+        seen[name] = j
+    return None
 
 
 # --------------------------------------------------------------------------- reader
@@ -229,8 +252,9 @@ def load_things_eeg2(
     InputError
         Missing or unsafe files (see :func:`load_pickled_dict`), missing keys, a data array
         that is not 4-D or disagrees with ``ch_names``, ``times`` or the metadata's image
-        count, unknown channel names (the message lists the valid ones), a window outside
-        ``times`` or empty, NaN/inf in the selected data.
+        count, duplicate channel names or image file names, unknown channel names (the
+        message lists the valid ones), a window outside ``times`` or empty, NaN/inf in the
+        selected data.
     """
     check_option("split", split, SPLITS)
     tmin, tmax = float(tmin), float(tmax)
@@ -255,6 +279,13 @@ def load_things_eeg2(
         raise InputError(
             f"{path}: ch_names has shape {ch_names.shape} and times {times.shape}, but "
             f"preprocessed_eeg_data {data.shape} has {n_ch} channels and {n_t} time points."
+        )
+    dup = _first_duplicate(ch_names)
+    if dup is not None:
+        name, i, j = dup
+        raise InputError(
+            f"{path}: ch_names holds {name!r} twice (positions {i} and {j}); expected distinct "
+            "channel names (selecting a channel by name would be ambiguous)."
         )
     if n_images != len(files):
         raise InputError(

@@ -27,7 +27,9 @@ when trained. Weights trained by the workflow are brainalign network files
 
 from __future__ import annotations
 
+import csv
 import difflib
+import inspect
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -121,6 +123,12 @@ def read_model_table(path) -> pd.DataFrame:
 
     Returns a DataFrame with one row per model, in file order: ``trained`` as bool,
     ``checkpoint`` as str ('' for none), ``n_params`` as nullable Int64, ``top1`` float.
+
+    Every row must have as many fields as the header (empty fields are written as empty,
+    e.g. ``...,false,,,``): a row cut short, as the last row of a file truncated by an
+    interrupted copy, is an error even though its missing fields (checkpoint, n_params,
+    top1) could otherwise pass as empty. A missing final newline is fine when the last row
+    is complete.
     """
     path = Path(path)
     if not path.is_file():
@@ -140,6 +148,9 @@ def read_model_table(path) -> pd.DataFrame:
             f"{', '.join(MODEL_TABLE_COLUMNS)}."
         )
     table = table.apply(lambda col: col.str.strip())
+    short = _short_rows(path, len(table.columns))
+    if short:
+        raise InputError(f"Model table {str(path)!r} is invalid:\n  " + "\n  ".join(short))
 
     problems = []
 
@@ -205,6 +216,32 @@ def read_model_table(path) -> pd.DataFrame:
     return table[
         list(MODEL_TABLE_COLUMNS) + [c for c in table.columns if c not in MODEL_TABLE_COLUMNS]
     ]
+
+
+def _short_rows(path: Path, n_columns: int) -> list[str]:
+    """One message per data row with fewer fields than the header (blank lines skipped)."""
+    text = path.read_text(encoding="utf-8", errors="replace")  # pandas read it as UTF-8
+    problems = []
+    reader = csv.reader(text.splitlines(), skipinitialspace=True)
+    next(reader, None)  # the header
+    for row in reader:
+        if not row or len(row) >= n_columns:
+            continue  # blank line, or a complete row (pandas reports rows that are too long)
+        line = reader.line_num
+        name = row[0].strip() or "?"
+        last = line == len(text.splitlines())
+        hint = (
+            "the file ends inside this row without a final newline, so it was probably cut "
+            "off (truncated) while being written or copied"
+            if last and not text.endswith("\n")
+            else "write empty fields as empty (e.g. ',false,,,'); a cut-off row means the "
+            "file may be truncated"
+        )
+        problems.append(
+            f"line {line} (model {name!r}): {len(row)} of {n_columns} fields; expected "
+            f"{n_columns} ({hint})"
+        )
+    return problems
 
 
 def _as_table(table) -> pd.DataFrame:
@@ -334,6 +371,13 @@ def load_model(name: str, table, *, seed: int = 0, checkpoint_dir=None, device="
     Trained models load their local checkpoint; nothing is downloaded. ``checkpoint``
     (a path) overrides the table's: weights trained by this workflow (e.g. the Cichy 2016
     variants) are loaded from the training rule's output.
+
+    Loaded weights are checked: every tensor the checkpoint gives for a floating-point
+    parameter or buffer must itself be floating point (an integer-cast state dict would be
+    converted silently), and every floating parameter and buffer of the loaded model must
+    be finite. Failures, an empty or unreadable checkpoint and a network file whose
+    ``arch_kwargs`` the constructor does not accept raise :class:`InputError` naming the
+    file.
     """
     table = _as_table(table)
     if checkpoint is not None:
@@ -348,7 +392,43 @@ def load_model(name: str, table, *, seed: int = 0, checkpoint_dir=None, device="
         checkpoint = resolve_checkpoint(row["checkpoint"], checkpoint_dir) if row["trained"] else None
     loader = _LOADERS[row["source"]]
     model, transform = loader(row["architecture"], checkpoint=checkpoint, seed=int(seed))
+    if checkpoint is not None:
+        _check_finite_weights(model, checkpoint)
     return model.to(device).eval(), transform
+
+
+def _check_weight_dtypes(model, state: dict, path) -> None:
+    """InputError if a floating parameter/buffer of ``model`` gets a non-floating tensor."""
+    own = model.state_dict()
+    bad = [
+        (k, v.dtype) for k, v in state.items()
+        if k in own and own[k].is_floating_point() and isinstance(v, torch.Tensor)
+        and not v.is_floating_point()
+    ]
+    if bad:
+        key, dtype = bad[0]
+        raise InputError(
+            f"Checkpoint {str(path)!r} stores {len(bad)} floating-point parameter(s) or "
+            f"buffer(s) as an integer type, e.g. {key!r} as {dtype}; expected a floating "
+            "dtype (float32, float16 or bfloat16). Loading would round the weights silently."
+        )
+
+
+def _check_finite_weights(model, path) -> None:
+    """InputError if a floating parameter or buffer of the loaded ``model`` is NaN or inf."""
+    bad = []
+    for key, value in model.state_dict().items():
+        if value.is_floating_point():
+            n = int((~torch.isfinite(value)).sum())
+            if n:
+                bad.append((key, n))
+    if bad:
+        key, n = bad[0]
+        raise InputError(
+            f"Checkpoint {str(path)!r} gives non-finite weights: {n} NaN or inf value(s) in "
+            f"{key} ({len(bad)} tensor(s) affected); expected finite weights (the file may "
+            "come from a diverged training run or be corrupt)."
+        )
 
 
 def _load_brainalign(architecture, *, checkpoint, seed):
@@ -357,12 +437,16 @@ def _load_brainalign(architecture, *, checkpoint, seed):
     arch_kwargs, transform_kwargs = _network_file_kwargs(raw, checkpoint, architecture)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = constructor(**arch_kwargs)
-    transform = transform_factory(**transform_kwargs)
+        model = _call_with_file_kwargs(constructor, arch_kwargs, checkpoint, architecture,
+                                       "arch_kwargs")
+    transform = _call_with_file_kwargs(transform_factory, transform_kwargs, checkpoint,
+                                       architecture, "transform_kwargs")
     if checkpoint is None:
         return model, _without_normalize(transform)
+    state = _state_dict_of(raw, checkpoint)
+    _check_weight_dtypes(model, state, checkpoint)
     try:
-        model.load_state_dict(_state_dict_of(raw, checkpoint))
+        model.load_state_dict(state)
     except RuntimeError as err:
         raise InputError(
             f"Checkpoint {str(checkpoint)!r} does not fit brainalign network {architecture!r}: {err}"
@@ -370,19 +454,40 @@ def _load_brainalign(architecture, *, checkpoint, seed):
     return model, transform
 
 
+def _call_with_file_kwargs(fn, kwargs: dict, path, architecture: str, what: str):
+    """``fn(**kwargs)``; kwargs that ``fn`` does not accept -> InputError naming the file."""
+    try:
+        inspect.signature(fn).bind(**kwargs)
+    except TypeError as err:
+        params = inspect.signature(fn).parameters.values()
+        accepted = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        raise InputError(
+            f"Checkpoint {str(path)!r} holds {what} {kwargs} that brainalign network "
+            f"{architecture!r} does not accept ({err}); accepted: {', '.join(accepted)}. The "
+            "file may come from another brainalign version or another network."
+        ) from err
+    return fn(**kwargs)
+
+
 def _load_timm(architecture, *, checkpoint, seed):
     import timm
     from timm.data import create_transform, resolve_data_config
 
     if checkpoint is not None:
+        # Read (and so validate) the file ourselves first: timm's loader raises bare errors
+        # (e.g. an empty EOFError for a 0-byte file) and converts integer tensors silently.
+        state = _read_state_dict(checkpoint)
         try:
             model = timm.create_model(
                 architecture, pretrained=True, pretrained_cfg_overlay=dict(file=str(checkpoint))
             )
-        except (RuntimeError, KeyError, ValueError) as err:
+        except Exception as err:  # timm raises many types for a file that does not fit
             raise InputError(
-                f"Checkpoint {str(checkpoint)!r} does not fit timm model {architecture!r}: {err}"
+                f"Checkpoint {str(checkpoint)!r} does not fit timm model {architecture!r}: "
+                f"{type(err).__name__}: {err}"
             ) from err
+        _check_weight_dtypes(model, state, checkpoint)
+        del state
     else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -400,6 +505,7 @@ def _load_torchvision(architecture, *, checkpoint, seed):
     if checkpoint is not None:
         model = torchvision.models.get_model(base, weights=None)
         state = _read_state_dict(checkpoint)
+        _check_weight_dtypes(model, state, checkpoint)
         try:
             model.load_state_dict(state)
         except RuntimeError as err:
@@ -456,6 +562,11 @@ def _read_state_dict(path: Path) -> dict:
 def _read_checkpoint_file(path: Path):
     """The object stored in a .safetensors or torch file (tensors on the CPU)."""
     path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise InputError(
+            f"Checkpoint {str(path)!r} is empty (0 bytes); expected a state dict saved with "
+            "torch.save or safetensors. The download or copy probably failed: fetch it again."
+        )
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -464,7 +575,8 @@ def _read_checkpoint_file(path: Path):
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # corrupt file, pickle with objects, ...
         raise InputError(
-            f"Checkpoint {str(path)!r} could not be read as a state dict: {err}"
+            f"Checkpoint {str(path)!r} could not be read as a state dict: "
+            f"{type(err).__name__}: {err}"
         ) from err
 
 
