@@ -123,3 +123,18 @@ def test_survey_tables_task_and_diet_comparisons(survey):
     v = sel[sel.metric == "versa"].groupby("model")["score"].mean()
     diffs = [v[f"cnn{i + 4}" if i < 3 else "vit0"] - v[f"cnn{i}"] for i in range(4)]
     assert paired["beta"] == pytest.approx(np.mean(diffs), abs=1e-6)
+
+
+@pytest.mark.parametrize("n_models", [0, 1])
+def test_model_similarity_figure_with_fewer_than_two_models(n_models, capsys):
+    """A one-model survey (issue 17's degenerate run) gets a figure that says what it needs
+    instead of a crash in plt.subplots(0, 2)."""
+    from brainalign.plots import plot_model_similarity
+
+    names = [f"m{i}" for i in range(n_models)]
+    sim = {"crsa": pd.DataFrame(np.eye(n_models), index=names, columns=names)} if n_models else {}
+    mds = {"crsa": pd.DataFrame(np.zeros((n_models, 2)), index=names)} if n_models else {}
+    meta = pd.DataFrame({"model": names, "arch_class": ["CNN"] * n_models})
+    fig = plot_model_similarity(sim, mds, meta)
+    assert "needs >= 2 models" in fig.axes[0].texts[0].get_text().replace("\n", " ")
+    assert "skipped" in capsys.readouterr().out

@@ -258,7 +258,14 @@ def plot_model_similarity(similarity: dict, mds: dict, meta: pd.DataFrame, *, gr
     """
     from scipy.spatial import ConvexHull
 
-    metrics = [k for k in ("crsa", "versa") if k in similarity]
+    metrics = [k for k in ("crsa", "versa") if k in similarity and len(similarity[k]) >= 2]
+    if not metrics:  # one model (or none with a usable RDM): nothing to compare
+        fig, ax = plt.subplots(figsize=(6, 1.6))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "Model-to-model similarity needs >= 2 models with non-constant\n"
+                "selected-layer RDMs; skipped.", ha="center", va="center", fontsize=10)
+        print("plot_model_similarity: model similarity needs >= 2 models; skipped")
+        return fig
     fig, axes = plt.subplots(len(metrics), 2, figsize=(9, 3.6 * len(metrics)), squeeze=False)
     groups = meta.set_index("model")[group]
     for row, metric in enumerate(metrics):
