@@ -24,8 +24,47 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def run_snakemake(args, cwd, timeout=600):
-    return subprocess.run(SNAKEMAKE + args, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+def run_snakemake(args, cwd, timeout=600, env=None):
+    return subprocess.run(SNAKEMAKE + args, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env=env)
+
+
+#: Imported by every Python process started with :func:`no_network_env` (as ``sitecustomize``):
+#: any attempt to resolve a host name or open a non-local socket raises.
+NO_NETWORK_SITECUSTOMIZE = """
+import socket
+
+_MESSAGE = "network access blocked by the brainalign tests: nothing may be fetched at run time"
+_connect, _connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+
+def _blocked(*args, **kwargs):
+    raise OSError(_MESSAGE)
+
+
+def _local_only(method):
+    def wrapper(self, address, *args, **kwargs):
+        if self.family == getattr(socket, "AF_UNIX", None):
+            return method(self, address, *args, **kwargs)
+        raise OSError(_MESSAGE + f" (connect to {address!r})")
+    return wrapper
+
+
+socket.socket.connect = _local_only(_connect)
+socket.socket.connect_ex = _local_only(_connect_ex)
+socket.getaddrinfo = _blocked
+socket.create_connection = _blocked
+"""
+
+
+def no_network_env(folder: Path) -> dict:
+    """Environment whose Python processes (Snakemake and every job it starts) cannot reach the
+    network: ``folder/sitecustomize.py`` is put first on ``PYTHONPATH``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(NO_NETWORK_SITECUSTOMIZE)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(folder)] + [p for p in [env.get("PYTHONPATH")] if p])
+    return env
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +78,8 @@ def demo_run(tmp_path_factory):
     fresh copy: e.g. the checkout where the README's command 1 ran the demo, on another CPU
     configuration (``.ci/run`` does this to check every planted answer a second time).
     Snakemake runs there too, so whatever is missing or out of date is (re)made first.
+
+    The run has no network (:func:`no_network_env`): the demo must not fetch anything.
     """
     given = os.environ.get("BRAINALIGN_DEMO_DIR")
     if given:
@@ -54,7 +95,8 @@ def demo_run(tmp_path_factory):
         only_cfg = wd / "only_papers.yaml"
         only_cfg.write_text("".join(f"{p}:\n  enabled: {str(p in wanted).lower()}\n" for p in PAPERS))
         args += ["--configfile", str(only_cfg)]
-    res = run_snakemake(args, wd, timeout=2400)
+    env = no_network_env(tmp_path_factory.mktemp("no_network"))
+    res = run_snakemake(args, wd, timeout=2400, env=env)
     assert res.returncode == 0, (res.stdout + res.stderr)[-8000:]
     wd.joinpath("demo_run.log").write_text(res.stdout + res.stderr)
     return wd
