@@ -29,6 +29,10 @@ include: "workflow/rules/cichy2016_helpers.smk"
 include: "workflow/rules/cichy2016.smk"
 include: "workflow/rules/lu2025_helpers.smk"
 include: "workflow/rules/lu2025.smk"
+include: "workflow/rules/arend2018_helpers.smk"
+include: "workflow/rules/arend2018.smk"
+include: "workflow/rules/kuzovkin2018_helpers.smk"
+include: "workflow/rules/kuzovkin2018.smk"
 
 
 rule all:

@@ -37,8 +37,8 @@ def main():
         cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
         cfg["models"]["table"] = str(tmp / "models.csv")
         cfg["models"]["use"] = [r["model"] for r in rows]
-        for paper in ("cichy2016", "lu2025"):  # the Conwell survey only (they use their own models)
-            cfg[paper]["enabled"] = False
+        for paper in ("cichy2016", "lu2025", "arend2018", "kuzovkin2018"):  # the Conwell survey only
+            cfg.setdefault(paper, {})["enabled"] = False
         (tmp / "config.yaml").write_text(yaml.safe_dump(cfg))
         t0 = time.perf_counter()
         res = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--quiet", "rules", "--cores", "2",

@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-PAPERS = ("conwell2024", "cichy2016", "lu2025")
+PAPERS = ("conwell2024", "cichy2016", "lu2025", "arend2018", "kuzovkin2018")
 
 
 def copy_workflow(dest: Path) -> Path:
@@ -103,7 +103,13 @@ def demo_run(tmp_path_factory):
 
 
 def skip_unless_ran(wd: Path, paper: str) -> None:
-    """Skip a demo test whose paper was left out with BRAINALIGN_DEMO_PAPERS."""
+    """Skip a demo test whose paper was left out with BRAINALIGN_DEMO_PAPERS, or is not enabled
+    in the demo's config/config.yaml (a paper not yet part of the default demo)."""
     only = os.environ.get("BRAINALIGN_DEMO_PAPERS")
     if only and paper not in {p.strip() for p in only.split(",")}:
         pytest.skip(f"{paper} not in BRAINALIGN_DEMO_PAPERS={only}")
+    import yaml
+
+    section = yaml.safe_load((wd / "config" / "config.yaml").read_text()).get(paper, {})
+    if not section.get("enabled", False):
+        pytest.skip(f"{paper} is not enabled in the demo config (config/config.yaml)")

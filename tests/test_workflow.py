@@ -142,6 +142,31 @@ def test_dry_run_paper_configs(workdir, tmp_path):
         if cfg.get("lu2025", {}).get("enabled"):
             for key, value in lu2025.items():
                 cfg["lu2025"].setdefault(key, {}).update(value)
+        if cfg.get("arend2018", {}).get("enabled", defaults["arend2018"]["enabled"]):
+            arend = tmp_path / "arend2018"  # placeholder MajajHong2015 inputs: presence only
+            (arend / "images").mkdir(parents=True, exist_ok=True)
+            (arend / "assembly.nc").touch()
+            (arend / "stimulus_set.csv").touch()
+            cfg.setdefault("arend2018", {}).update(assembly=str(arend / "assembly.nc"),
+                                                   image_dir=str(arend / "images"),
+                                                   stimulus_csv=str(arend / "stimulus_set.csv"))
+            names = names + cfg["arend2018"].get("models", [])
+        if cfg.get("kuzovkin2018", {}).get("enabled", defaults["kuzovkin2018"]["enabled"]):
+            kuz = cfg.setdefault("kuzovkin2018", {})  # placeholder .mat files and images: presence only
+            merged = {**defaults["kuzovkin2018"], **kuz}
+            for band in merged["bands"]:
+                for w in merged["windows"]:
+                    start = w.split("-")[0]
+                    d = tmp_path / "kuz" / f"mean{band}_LFP_5c_artif_bipolar_BA_w{start}_{band}_resppositive"
+                    d.mkdir(parents=True, exist_ok=True)
+                    for s in ("S01", "S02"):
+                        (d / f"{s}.mat").touch()
+            images = tmp_path / f"kuz_img_{path.stem}"
+            images.mkdir()
+            for k in range(merged["n_stimuli"] or 3):
+                (images / f"im{k:03d}.png").touch()
+            kuz.update(root=str(tmp_path / "kuz"), stimuli={"dir": str(images), "pattern": "*.png"})
+            names = names + merged["models"]
         for name in names:  # empty placeholder checkpoints: the dry run only checks presence
             ckpt = table.loc[table["model"] == name, "checkpoint"].dropna()
             for c in ckpt:
